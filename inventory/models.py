@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Stock(models.Model):
+    """Units of one SKU: available to reserve, and reserved by orders.
+
+    available + reserved only changes by restocking; reserve and release
+    move units between the two.
+    """
+
+    sku = models.CharField(primary_key=True, max_length=64, db_column="_id")
+    available = models.IntegerField()
+    reserved = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(db_column="updatedAt")
+
+    class Meta:
+        db_table = "stock"
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return f"{self.sku}: {self.available} available, {self.reserved} reserved"
+
+
+class Reservation(models.Model):
+    """What the inventory service did for one order."""
+
+    RESERVED = "RESERVED"
+    FAILED = "FAILED"
+    RELEASED = "RELEASED"
+
+    order_id = models.CharField(primary_key=True, max_length=64, db_column="_id")
+    correlation_id = models.CharField(max_length=64, db_column="correlationId")
+    items = models.JSONField()  # [{sku, qty}] as ordered, merged per SKU
+    status = models.CharField(max_length=16, choices=[(s, s) for s in (RESERVED, FAILED, RELEASED)])
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(db_column="createdAt")
+    updated_at = models.DateTimeField(db_column="updatedAt")
+
+    class Meta:
+        db_table = "reservations"
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.status}"

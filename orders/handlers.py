@@ -1,0 +1,57 @@
+"""The order service follows the saga: each downstream event moves the order.
+
+History keeps every event (with its own timestamp) in causal order; status
+is the state machine folded over that history, so late or out-of-order
+events land in the right place and can never move the order backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from orders.models import Order
+from shopsite.events import lifecycle, metrics, topics
+from shopsite.events.consumer import PermanentHandlerError
+from shopsite.events.envelope import Event
+from shopsite.events.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def record_event(event: Event, uow: UnitOfWork) -> None:
+    order = Order.objects.using(uow.alias).filter(pk=event.order_id).first()
+    if order is None:
+        raise PermanentHandlerError(f"no order {event.order_id} in the order service")
+    history, added = lifecycle.insert_entry(order.history, lifecycle.entry_for(event))
+    if not added:
+        return
+    folded = lifecycle.fold(history)
+    if event.event_id in folded.ignored:
+        metrics.ILLEGAL_TRANSITIONS.labels("orders", event.type).inc()
+        log.warning("event recorded but not applied: illegal transition",
+                    extra={"from": order.status, "eventType": event.type})
+    previous = order.status
+    order.history = history
+    order.status = folded.status
+    order.updated_at = datetime.now(timezone.utc)
+    order.save(using=uow.alias, update_fields=["history", "status", "updated_at"])
+    if folded.status != previous and folded.status in lifecycle.TERMINAL_STATUSES:
+        elapsed = (event.timestamp - order.created_at).total_seconds()
+        metrics.SAGA_SECONDS.labels(folded.status).observe(max(elapsed, 0.0))
+
+
+HANDLERS = {
+    event_type: record_event
+    for event_type in (
+        topics.INVENTORY_RESERVED,
+        topics.INVENTORY_FAILED,
+        topics.PAYMENT_AUTHORIZED,
+        topics.PAYMENT_FAILED,
+        topics.ORDER_SHIPPED,
+        topics.SHIPPING_FAILED,
+        topics.PAYMENT_REFUNDED,
+        topics.RETRY_REQUESTED,
+        topics.COMPENSATION_REQUESTED,
+    )
+}

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+from pydantic import BaseModel, ConfigDict, Field
+
+from orders import commands
+from orders.models import Order, public_entry
+from shopsite.events import lifecycle
+from shopsite.events.schemas import LineItem, Money
+from shopsite.http import BadRequest, json_error, parse_body
+
+
+class PlaceOrderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[LineItem] = Field(min_length=1, max_length=100)
+    total: Money
+
+
+@csrf_exempt  # a JSON API for programs; the dashboard's forms carry CSRF tokens
+@require_http_methods(["POST"])
+def create_order(request: HttpRequest) -> JsonResponse:
+    try:
+        body: PlaceOrderRequest = parse_body(request, PlaceOrderRequest)
+    except BadRequest as exc:
+        return exc.response()
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and not (1 <= len(key) <= 200):
+        return json_error(400, "invalid Idempotency-Key header", [{"field": "Idempotency-Key",
+                                                                    "message": "must be 1..200 characters"}])
+    try:
+        placed = commands.place_order([i.model_dump() for i in body.items], body.total, key)
+    except commands.IdempotencyConflict:
+        return json_error(422, "Idempotency-Key was already used with a different body")
+    order = placed.order
+    # A replayed key answers exactly like the first request did (same status
+    # code), and says so in a header, as payment APIs do.
+    response = JsonResponse(
+        {"orderId": order.order_id, "correlationId": order.correlation_id, "status": lifecycle.CREATED}, status=201
+    )
+    if not placed.created:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+@require_GET
+def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
+    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    if order is None:
+        return json_error(404, f"order {order_id} not found")
+    at = request.GET.get("at")
+    if not at:
+        return JsonResponse(order.as_document())
+    try:
+        as_of = _parse_instant(at)
+    except ValueError as exc:
+        return json_error(400, "invalid 'at' parameter", [{"field": "at", "message": str(exc)}])
+    return _as_of(order, as_of)
+
+
+def _parse_instant(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "+"))  # a '+' in a query string arrives as ' '
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _as_of(order: Order, as_of: datetime) -> JsonResponse:
+    """The order rebuilt from the events that had happened by `as_of` (event time)."""
+    if as_of < order.created_at:
+        return json_error(404, f"order {order.order_id} did not exist at {as_of.isoformat()}")
+    entries = [e for e in order.history if datetime.fromisoformat(e["at"]) <= as_of]
+    document: dict[str, Any] = order.as_document()
+    document.update(
+        status=lifecycle.fold(entries).status,
+        history=[public_entry(e) for e in entries],
+        updatedAt=entries[-1]["at"] if entries else document["createdAt"],
+        asOf=as_of.isoformat(),
+    )
+    return JsonResponse(document)
+
+

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Payment(models.Model):
+    """The payment service's view of one order.
+
+    The total arrives with OrderCreated and the go-ahead with
+    InventoryReserved; they travel on different topics and may arrive in
+    either order, so both are recorded and authorisation happens when the
+    second one lands.
+    """
+
+    AWAITING_TOTAL = "AWAITING_TOTAL"  # inventory reserved, OrderCreated not seen yet
+    AWAITING_INVENTORY = "AWAITING_INVENTORY"
+    AUTHORIZED = "AUTHORIZED"
+    FAILED = "FAILED"
+    REFUNDED = "REFUNDED"
+    STATUSES = (AWAITING_TOTAL, AWAITING_INVENTORY, AUTHORIZED, FAILED, REFUNDED)
+
+    order_id = models.CharField(primary_key=True, max_length=64, db_column="_id")
+    correlation_id = models.CharField(max_length=64, db_column="correlationId")
+    total = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    status = models.CharField(max_length=24, choices=[(s, s) for s in STATUSES])
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)  # authorised
+    auth_id = models.CharField(max_length=64, blank=True, default="", db_column="authId")
+    reason = models.CharField(max_length=500, blank=True, default="")
+    # The InventoryReserved event that asked for this authorisation (its causationId).
+    requested_by = models.CharField(max_length=64, blank=True, default="", db_column="requestedBy")
+    authorized_at = models.DateTimeField(null=True, blank=True, db_column="authorizedAt")
+    created_at = models.DateTimeField(db_column="createdAt")
+    updated_at = models.DateTimeField(db_column="updatedAt")
+
+    class Meta:
+        db_table = "payments"
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.status}"
+
+    def as_document(self) -> dict:
+        return {
+            "orderId": self.order_id,
+            "status": self.status,
+            "total": float(self.total) if self.total is not None else None,
+            "amount": float(self.amount) if self.amount is not None else None,
+            "authId": self.auth_id or None,
+            "reason": self.reason or None,
+            "authorizedAt": self.authorized_at.isoformat() if self.authorized_at else None,
+            "correlationId": self.correlation_id,
+        }

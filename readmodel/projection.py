@@ -1,0 +1,44 @@
+"""Projecting events into orders_projection.
+
+The timeline is kept in causal order and currentStatus is folded from it, so
+the projection is the same whatever order the topics deliver events in, and
+rebuilding it by replaying every topic gives the same rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from readmodel.models import OrderProjection
+from shopsite.events import lifecycle, topics
+from shopsite.events.envelope import Event
+
+
+def project(event: Event, alias: str) -> OrderProjection | None:
+    """Apply one event; returns the projection when it changed."""
+    row = OrderProjection.objects.using(alias).filter(pk=event.order_id).first()
+    now = datetime.now(timezone.utc)
+    if row is None:
+        row = OrderProjection(order_id=event.order_id, created_at=event.timestamp, current_status=lifecycle.CREATED,
+                              timeline=[], updated_at=now)
+        is_new = True
+    else:
+        is_new = False
+    timeline, added = lifecycle.insert_entry(row.timeline, lifecycle.entry_for(event))
+    if not added:
+        return None
+    row.timeline = timeline
+    row.current_status = lifecycle.fold(timeline).status
+    row.updated_at = now
+    if event.type == topics.ORDER_CREATED:
+        payload = event.payload
+        row.created_at = event.timestamp
+        row.correlation_id = event.correlation_id
+        row.items = [i.model_dump() for i in payload.items]  # type: ignore[attr-defined]
+        row.total = payload.total  # type: ignore[attr-defined]
+    elif event.timestamp < row.created_at:
+        row.created_at = event.timestamp  # until OrderCreated arrives, the earliest event stands in
+    if not row.correlation_id:
+        row.correlation_id = event.correlation_id
+    row.save(using=alias, force_insert=is_new)
+    return row

@@ -1,0 +1,243 @@
+"""The consumer runtime: Kafka batch -> validated events -> handlers -> commit.
+
+One place owns decoding, validation, deduplication, the transaction,
+offsets, metrics and errors, so handlers stay plain functions of
+(event, unit of work). Guarantees, in order of importance:
+
+1. An event's effects, the events it emits and its processed_events row
+   commit in one local transaction; offsets are committed only after it.
+2. A message that can never be handled (not JSON, unknown type, invalid
+   schema, wrong topic) is dead-lettered and the partition moves on.
+3. A handler that fails is retried with bounded backoff, then dead-lettered.
+4. A batch shares one transaction; if anything in it fails, the batch is
+   replayed one message per transaction so one bad message cannot take its
+   neighbours down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, TopicPartition
+from django.conf import settings
+from django.db import connections
+
+from shopsite.events import deadletter, metrics, relay, topics
+from shopsite.events.envelope import Event, InvalidEvent, decode
+from shopsite.events.models import ProcessedEvent
+from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
+from shopsite.jsonlog import log_context
+from shopsite.services import Service
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, UnitOfWork], None]
+
+
+class PermanentHandlerError(Exception):
+    """Raised by a handler for an event it can never apply: dead-lettered without retries."""
+
+
+class KafkaMessage(Protocol):
+    def value(self) -> bytes | None: ...
+    def key(self) -> bytes | None: ...
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
+    def error(self) -> KafkaError | None: ...
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A service's consumer, declared as data: which events it handles and how."""
+
+    service: Service
+    handlers: Mapping[str, Handler]
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def group_id(self) -> str:
+        return f"{settings.KAFKA_GROUP_PREFIX}.{self.service.name}"
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(topics.topic_for(t) for t in self.handlers)
+
+
+@dataclass
+class _Item:
+    message: KafkaMessage
+    event: Event | None = None
+    invalid: InvalidEvent | None = None
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 3
+    backoff_seconds: Sequence[float] = (0.05, 0.25, 1.0)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+
+class BatchProcessor:
+    """Applies a batch of messages to one service database. Kafka-free, so tests drive it directly."""
+
+    def __init__(self, spec: ConsumerSpec, retry: RetryPolicy | None = None):
+        self.spec = spec
+        self.alias = spec.service.alias
+        self.retry = retry or RetryPolicy()
+
+    def process(self, messages: Sequence[KafkaMessage]) -> int:
+        """Apply the batch; returns how many events were emitted to the outbox."""
+        items = [self._decode(m) for m in messages]
+        try:
+            return self._apply(items)
+        except Exception:
+            if len(items) == 1:
+                return self._apply_with_retries(items[0])
+            log.warning("batch failed; replaying it one message per transaction",
+                        extra={"consumer": self.spec.name, "size": len(items)}, exc_info=True)
+            return sum(self._apply_with_retries(item) for item in items)
+
+    def _decode(self, message: KafkaMessage) -> _Item:
+        try:
+            event = decode(message.value())
+        except InvalidEvent as exc:
+            return _Item(message, invalid=exc)
+        if event.topic != message.topic():
+            return _Item(message, invalid=InvalidEvent(
+                f"event type {event.type} does not belong on topic {message.topic()}",
+                event_type=event.type, event_id=event.event_id))
+        if event.type not in self.spec.handlers:
+            return _Item(message, invalid=InvalidEvent(
+                f"consumer {self.spec.name} has no handler for {event.type}",
+                event_type=event.type, event_id=event.event_id))
+        return _Item(message, event=event)
+
+    def _apply(self, items: Sequence[_Item]) -> int:
+        outcomes: list[tuple[str, str]] = []
+        with unit_of_work(self.alias) as uow:
+            keys = {ProcessedEvent.key(self.spec.name, i.event.event_id) for i in items if i.event}
+            seen = set(ProcessedEvent.objects.using(self.alias).filter(pk__in=keys).values_list("pk", flat=True))
+            processed: list[ProcessedEvent] = []
+            now = datetime.now(timezone.utc)
+            for item in items:
+                topic = item.message.topic()
+                if item.invalid is not None:
+                    deadletter.emit_dead_letter(uow, self.spec.name, item.message, item.invalid.reason,
+                                                event_type=item.invalid.event_type, event_id=item.invalid.event_id)
+                    outcomes.append((topic, "invalid"))
+                    continue
+                event = item.event
+                assert event is not None
+                key = ProcessedEvent.key(self.spec.name, event.event_id)
+                if key in seen:
+                    self._log_duplicate(event)
+                    outcomes.append((topic, "duplicate"))
+                    continue
+                self._handle(event, uow)
+                seen.add(key)
+                processed.append(ProcessedEvent(id=key, consumer=self.spec.name, event_id=event.event_id, at=now))
+                outcomes.append((topic, "ok"))
+            ProcessedEvent.objects.using(self.alias).bulk_create(processed)
+        # Counted only once the transaction committed: a rolled-back batch is replayed and counted then.
+        for topic, outcome in outcomes:
+            metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, outcome).inc()
+        return len(uow.emitted)
+
+    def _handle(self, event: Event, uow: UnitOfWork) -> None:
+        handler = self.spec.handlers[event.type]
+        with log_context(eventId=event.event_id, correlationId=event.correlation_id,
+                         causationId=event.causation_id, orderId=event.key, eventType=event.type):
+            started = time.perf_counter()
+            handler(event, uow)
+            metrics.HANDLER_SECONDS.labels(self.spec.name, event.topic).observe(time.perf_counter() - started)
+
+    def _log_duplicate(self, event: Event) -> None:
+        with log_context(eventId=event.event_id, correlationId=event.correlation_id, orderId=event.key):
+            log.info("duplicate event skipped", extra={"consumer": self.spec.name, "eventType": event.type})
+
+    def _apply_with_retries(self, item: _Item) -> int:
+        last_error: Exception | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                return self._apply([item])
+            except PermanentHandlerError as exc:
+                last_error = exc
+                break
+            except Exception as exc:  # retriable until the attempts run out
+                last_error = exc
+                metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "retried").inc()
+                log.warning("handler failed; will retry", exc_info=True,
+                            extra={"consumer": self.spec.name, "attempt": attempt + 1,
+                                   "eventId": item.event.event_id if item.event else None})
+                if attempt + 1 < self.retry.attempts:
+                    self.retry.sleep(self.retry.backoff_seconds[min(attempt, len(self.retry.backoff_seconds) - 1)])
+        reason = f"handler failed after {self.retry.attempts} attempt(s): {type(last_error).__name__}: {last_error}"
+        with unit_of_work(self.alias) as uow:
+            deadletter.emit_dead_letter(uow, self.spec.name, item.message, reason,
+                                        event_type=item.event.type if item.event else None,
+                                        event_id=item.event.event_id if item.event else None)
+        metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "dead_lettered").inc()
+        log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
+        return len(uow.emitted)
+
+
+class ServiceConsumer:
+    """The Kafka loop around a BatchProcessor: consume(n) -> process -> commit -> relay."""
+
+    def __init__(self, spec: ConsumerSpec, stop: threading.Event, batch_size: int | None = None):
+        self.spec = spec
+        self.stop = stop
+        self.batch_size = batch_size or settings.KAFKA_CONSUMER_BATCH
+        self.processor = BatchProcessor(spec)
+
+    def run(self) -> None:
+        from shopsite.events.kafka import new_consumer
+
+        consumer = new_consumer(self.spec.group_id)
+        consumer.subscribe(self.spec.topics)
+        log.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics,
+                                            "group": self.spec.group_id})
+        try:
+            while not self.stop.is_set():
+                messages = consumer.consume(num_messages=self.batch_size, timeout=0.2)
+                batch = [m for m in messages if self._usable(m)]
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                emitted = self.processor.process(batch)
+                consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
+                metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+                if emitted:
+                    relay.dispatch_pending(self.spec.service.alias)
+        finally:
+            consumer.close()  # leaves the group now instead of after the session timeout
+            connections.close_all()
+            log.info("consumer stopped", extra={"consumer": self.spec.name})
+
+    def _usable(self, message: Any) -> bool:
+        err = message.error()
+        if err is None:
+            return True
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("kafka consume error", extra={"consumer": self.spec.name, "kafka_error": str(err)})
+        return False
+
+
+def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
+    """Offset to commit per partition: the last processed offset + 1."""
+    highest: dict[tuple[str, int], int] = {}
+    for m in batch:
+        tp = (m.topic(), m.partition())
+        highest[tp] = max(highest.get(tp, -1), m.offset())
+    return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]

@@ -1,0 +1,71 @@
+"""Turning a message that cannot be handled into an ops.DeadLetter.v1 event.
+
+The dead letter goes through the consumer's own outbox, in the same
+transaction as the offset-moving batch, so a poison message is never both
+skipped and lost. It carries everything needed to understand and replay it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from shopsite.events import topics
+from shopsite.events.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+MAX_RAW_CHARS = 64_000
+REPLAY_COUNT_HEADER = "x-replay-count"
+
+
+def _original(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
+    """(payload to keep, parsed envelope or {}) from the raw message value."""
+    if raw is None:
+        return None, {}
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return raw.decode("utf-8", errors="replace")[:MAX_RAW_CHARS], {}
+    return data, data if isinstance(data, dict) else {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, *,
+                     event_type: str | None = None, event_id: str | None = None) -> None:
+    original, envelope = _original(message.value())
+    payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
+    raw_key = message.key()
+    order_id = (_str_or_none(payload.get("orderId")) or _str_or_none(envelope.get("key"))
+                or (raw_key.decode("utf-8", errors="replace") if raw_key else None))
+    headers = {k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
+               for k, v in (message.headers() or [])}
+    correlation_id = _str_or_none(envelope.get("correlationId")) or str(uuid.uuid4())
+    uow.emit_new(
+        topics.DEAD_LETTER,
+        {
+            "originalType": event_type or _str_or_none(envelope.get("type")) or "unknown",
+            "originalEventId": event_id or _str_or_none(envelope.get("eventId")) or "unknown",
+            "orderId": order_id,
+            "error": reason[:2000],
+            "payload": original,
+            "sourceTopic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "headers": headers,
+            "correlationId": correlation_id,
+            "consumer": consumer,
+        },
+        correlation_id=correlation_id,
+        causation_id=_str_or_none(envelope.get("eventId")),
+        key=(order_id or f"{message.topic()}-{message.partition()}")[:64],
+    )
+    log.warning("message dead-lettered", extra={
+        "consumer": consumer, "topic": message.topic(), "partition": message.partition(),
+        "offset": message.offset(), "reason": reason[:500], "orderId": order_id,
+    })

@@ -1,0 +1,103 @@
+"""confluent-kafka clients configured the way the guarantees need them.
+
+Producer: idempotent, acks=all, so a retry never duplicates or reorders
+within a partition. Consumer: no auto-commit (offsets are committed by the
+runtime after the local transaction) and a short session timeout so a
+restarted worker rejoins its group in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from django.conf import settings
+
+from shopsite.events import topics
+
+log = logging.getLogger(__name__)
+
+
+def _log_client_error(err: KafkaError) -> None:
+    log.warning("kafka client error", extra={"kafka_error": str(err)})
+
+
+def base_config() -> dict[str, Any]:
+    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "error_cb": _log_client_error}
+
+
+def producer_config() -> dict[str, Any]:
+    return {
+        **base_config(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "compression.type": "none",
+        "message.timeout.ms": 30000,
+    }
+
+
+def consumer_config(group_id: str) -> dict[str, Any]:
+    return {
+        **base_config(),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": 300000,
+        "fetch.wait.max.ms": 50,
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+
+
+_producer: Producer | None = None
+_producer_lock = threading.Lock()
+
+
+def shared_producer() -> Producer:
+    """One producer per process: librdkafka producers are thread-safe and costly to create."""
+    global _producer
+    with _producer_lock:
+        if _producer is None:
+            _producer = Producer(producer_config())
+        return _producer
+
+
+def close_shared_producer(timeout: float = 10.0) -> int:
+    """Flush what is in flight; returns how many messages are still undelivered."""
+    global _producer
+    with _producer_lock:
+        producer, _producer = _producer, None
+    return producer.flush(timeout) if producer is not None else 0
+
+
+def new_consumer(group_id: str) -> Consumer:
+    return Consumer(consumer_config(group_id))
+
+
+def ensure_topics(timeout: float = 15.0) -> list[str]:
+    """Create every event topic that does not exist yet; returns the ones created."""
+    admin = AdminClient(base_config())
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(topics.topic_for(t), settings.KAFKA_TOPIC_PARTITIONS, settings.KAFKA_TOPIC_REPLICATION)
+        for t in topics.ALL_EVENT_TYPES
+        if topics.topic_for(t) not in existing
+    ]
+    created: list[str] = []
+    if not wanted:
+        return created
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            created.append(name)
+        except KafkaException as exc:
+            # Another process may have created it between list and create.
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created

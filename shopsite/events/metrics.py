@@ -1,0 +1,72 @@
+"""Prometheus metrics, module-level, few labels (bounded: service, topic, outcome).
+
+In multi-process mode (PROMETHEUS_MULTIPROC_DIR set by the launcher) every
+daphne and celery process writes its own files and /metrics sums them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY as _DEFAULT_REGISTRY
+
+EVENTS_CONSUMED = Counter(
+    "shopsite_events_consumed_total",
+    "Kafka messages taken by a service consumer, by outcome "
+    "(ok, duplicate, invalid, dead_lettered, retried, failed).",
+    ["service", "topic", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "shopsite_handler_seconds",
+    "Time spent in one event handler (inside the unit of work).",
+    ["service", "topic"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+BATCH_SECONDS = Histogram(
+    "shopsite_consumer_batch_seconds",
+    "Time to process one consumed batch, transaction and offset commit included.",
+    ["service"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENTS_PUBLISHED = Counter(
+    "shopsite_events_published_total", "Outbox rows acknowledged by the broker.", ["service", "topic"]
+)
+PUBLISH_FAILURES = Counter(
+    "shopsite_publish_failures_total", "Outbox rows the broker did not acknowledge.", ["service", "topic"]
+)
+ILLEGAL_TRANSITIONS = Counter(
+    "shopsite_illegal_transitions_total",
+    "Events recorded in history that the order state machine did not apply.",
+    ["service", "type"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "shopsite_outbox_backlog", "Undispatched outbox rows at the last sweep.", ["service"],
+    multiprocess_mode="mostrecent",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "shopsite_outbox_oldest_age_seconds", "Age of the oldest undispatched outbox row at the last sweep.",
+    ["service"], multiprocess_mode="mostrecent",
+)
+SAGA_SECONDS = Histogram(
+    "shopsite_saga_seconds",
+    "From OrderCreated to the order's terminal status, in event time.",
+    ["outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+HTTP_REQUESTS = Counter(
+    "shopsite_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "shopsite_http_request_seconds", "HTTP request latency by route.", ["method", "route"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def exposition() -> bytes:
+    """The text exposition: all processes' metrics in multi-process mode, else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(_DEFAULT_REGISTRY)

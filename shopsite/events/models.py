@@ -1,0 +1,60 @@
+"""The two collections every service database has (seed: shared collections).
+
+Migrated into every service alias by the router; always use `.using(alias)`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ProcessedEvent(models.Model):
+    """One row per (consumer, eventId) handled: the inbox that makes consumers idempotent.
+
+    Written in the same transaction as the handler's effects, so "handled"
+    and "effects applied" can never disagree.
+    """
+
+    id = models.CharField(primary_key=True, max_length=200, db_column="_id")  # "consumer:eventId"
+    consumer = models.CharField(max_length=100)
+    event_id = models.CharField(max_length=100, db_column="eventId")
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "processed_events"
+        verbose_name = "processed event"
+
+    def __str__(self) -> str:
+        return self.id
+
+    @staticmethod
+    def key(consumer: str, event_id: str) -> str:
+        return f"{consumer}:{event_id}"
+
+
+class OutboxMessage(models.Model):
+    """An event waiting to be published, written with the state change that caused it.
+
+    `payload` holds the whole validated envelope, so what the relay publishes
+    is byte-for-byte what the handler produced.
+    """
+
+    id = models.BigAutoField(primary_key=True, db_column="_id")
+    event_id = models.CharField(max_length=100, unique=True, db_column="eventId")
+    type = models.CharField(max_length=100)
+    topic = models.CharField(max_length=200)
+    key = models.CharField(max_length=100)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(db_column="createdAt")
+    dispatched = models.BooleanField(default=False)
+    dispatched_at = models.DateTimeField(null=True, blank=True, db_column="dispatchedAt")
+    attempts = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True, default="", db_column="lastError")
+
+    class Meta:
+        db_table = "outbox"
+        verbose_name = "outbox message"
+        indexes = [models.Index(fields=["dispatched", "id"], name="outbox_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.key} ({'sent' if self.dispatched else 'pending'})"

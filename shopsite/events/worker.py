@@ -1,0 +1,73 @@
+"""A Celery worker bootstep that runs the chosen services' Kafka consumers.
+
+Each service consumer gets one thread: a partition's messages are handled
+in order by exactly one loop, never fanned out to concurrent tasks. The
+step stops the loops on worker shutdown (SIGTERM/SIGINT): the current batch
+finishes, commits, and the producer is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import bootsteps
+
+log = logging.getLogger(__name__)
+
+
+class ServiceConsumersStep(bootsteps.StartStopStep):
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, parent: Any, services: str = "", **kwargs: Any):
+        super().__init__(parent, **kwargs)
+        self.spec_option = services or ""
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, parent: Any) -> None:
+        if not self.spec_option:
+            return
+        from shopsite.events.consumer import ServiceConsumer
+        from shopsite.events.kafka import ensure_topics
+        from shopsite.events.registry import consumer_specs
+        from shopsite.services import parse_service_names
+
+        services = parse_service_names(self.spec_option)
+        ensure_topics()
+        for spec in consumer_specs(services):
+            consumer = ServiceConsumer(spec, self.stop_event)
+            thread = threading.Thread(target=self._guarded(consumer), name=f"consumer-{spec.name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        log.info("service consumers running", extra={"services": [s.name for s in services]})
+
+    def _guarded(self, consumer: Any):
+        def run() -> None:
+            try:
+                consumer.run()
+            except Exception:
+                # A consumer that dies silently would stall its service; make the whole worker exit
+                # so the supervisor sees it and restarts it.
+                log.critical("consumer crashed; stopping worker", exc_info=True,
+                             extra={"consumer": consumer.spec.name})
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        return run
+
+    def stop(self, parent: Any) -> None:
+        if not self.threads:
+            return
+        from shopsite.events.kafka import close_shared_producer
+
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        undelivered = close_shared_producer()
+        log.info("service consumers stopped", extra={"undelivered": undelivered})
+
+    shutdown = stop

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from shopsite.events.metrics import exposition
+from shopsite.ops.health import run_checks
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    ok, results = run_checks()
+    body: dict = {"ok": ok, "checks": results}
+    if not ok:
+        body["failing"] = sorted(name for name, r in results.items() if not r["ok"])
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

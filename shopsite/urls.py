@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import path
+
+import inventory.views
+import orders.views
+import payment.views
+import readmodel.views
+import shipping.views
+from readmodel import pages
+from shopsite.ops import views as ops_views
+
+urlpatterns = [
+    path("", pages.order_list, name="dashboard"),
+    path("orders/<str:order_id>", pages.order_page, name="order-page"),
+    path("admin/", admin.site.urls),
+    path("health", ops_views.health, name="health"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    # order service (command side)
+    path("api/orders", orders.views.create_order, name="create-order"),
+    path("api/orders/<str:order_id>", orders.views.order_detail, name="order-detail"),
+    # read model (query side)
+    path("api/read/orders", readmodel.views.order_list, name="read-order-list"),
+    path("api/read/orders/<str:order_id>", readmodel.views.order_detail, name="read-order-detail"),
+    # operators
+    path("api/ops/inventory", inventory.views.stock_list, name="ops-stock"),
+    path("api/ops/inventory/<str:sku>", inventory.views.stock_detail, name="ops-stock-sku"),
+    path("api/ops/reservations/<str:order_id>", inventory.views.reservation_detail, name="ops-reservation"),
+    path("api/ops/payments/<str:order_id>", payment.views.payment_detail, name="ops-payment"),
+    path("api/ops/shipments/<str:order_id>", shipping.views.shipment_detail, name="ops-shipment"),
+]
