@@ -11,12 +11,23 @@ import os
 
 import click
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopsite.settings")
 
 app = Celery("shopsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["shopsite.events"])
+
+
+@setup_logging.connect
+def _use_django_logging(**_: object) -> None:
+    """Workers log exactly like daphne: Django's LOGGING (JSON on stdout), not Celery's format."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
 
 app.user_options["worker"].add(
     click.Option(
