@@ -1,0 +1,138 @@
+"""HTTP API of the order service and the read model (Django test client, real databases)."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from orders.models import IdempotencyKey, Order
+from shopsite.events import topics
+from shopsite.events.models import OutboxMessage
+from shopsite.ops.auth import issue_token
+from tests.factories import Saga
+from tests.handlers.helpers import deliver
+
+pytestmark = pytest.mark.django_db
+
+VALID = {"items": [{"sku": "SKU-1", "qty": 2}], "total": 20}
+
+
+def post(client, body, **headers):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post("/api/orders", data=data, content_type="application/json", headers=headers)
+
+
+def counts():
+    return Order.objects.using("order_service").count(), OutboxMessage.objects.using("order_service").count()
+
+
+def test_post_creates_the_order_and_its_event_together(client):
+    response = post(client, VALID)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "CREATED" and body["orderId"] and body["correlationId"]
+    row = OutboxMessage.objects.using("order_service").get(key=body["orderId"])
+    assert row.type == topics.ORDER_CREATED and row.payload["correlationId"] == body["correlationId"]
+    assert not row.dispatched
+    document = client.get(f"/api/orders/{body['orderId']}").json()
+    assert document["status"] == "CREATED" and document["total"] == 20 and len(document["history"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("not json", "(body)"),
+        ("", "(body)"),
+        ({"items": [], "total": 5}, "items"),
+        ({"items": [{"sku": "SKU-1", "qty": 0}], "total": 5}, "items.0.qty"),
+        ({"items": [{"sku": "SKU-1", "qty": 1}], "total": -1}, "total"),
+        ({"items": [{"sku": "SKU-1", "qty": 1}]}, "total"),
+        ({"items": [{"sku": "", "qty": 1}], "total": 1}, "items.0.sku"),
+        ({"items": "SKU-1", "total": 1}, "items"),
+        ({**VALID, "coupon": "FREE"}, "coupon"),
+        ([1, 2], "(body)"),
+    ],
+)
+def test_invalid_bodies_get_400_with_details_and_write_nothing(client, body, field):
+    before = counts()
+    response = post(client, body)
+    assert response.status_code == 400
+    payload = response.json()
+    assert payload["error"] and field in [d["field"] for d in payload["details"]]
+    assert counts() == before
+
+
+def test_idempotency_key_returns_the_same_order(client):
+    first = post(client, VALID, **{"Idempotency-Key": "k-1"})
+    again = post(client, VALID, **{"Idempotency-Key": "k-1"})
+    assert first.status_code == again.status_code == 201
+    assert first.json()["orderId"] == again.json()["orderId"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert counts() == (1, 1)
+    conflict = post(client, {**VALID, "total": 21}, **{"Idempotency-Key": "k-1"})
+    assert conflict.status_code == 422
+    assert IdempotencyKey.objects.using("order_service").count() == 1
+
+
+def test_order_as_of_an_instant_is_rebuilt_from_history(client):
+    order_id = post(client, VALID).json()["orderId"]
+    order = Order.objects.using("order_service").get(pk=order_id)
+    created = order.history[0]
+    saga = Saga(order_id=order_id)
+    saga.correlation_id, saga.clock = order.correlation_id, order.created_at
+    from shopsite.events.envelope import decode
+
+    saga.last = decode(json.dumps(OutboxMessage.objects.using("order_service").get(key=order_id).payload).encode())
+    reserved, authorized = saga.reserved(), saga.authorized()
+    deliver("orders", [reserved, authorized])
+
+    def at(instant):
+        return client.get(f"/api/orders/{order_id}", {"at": instant.isoformat()}).json()
+
+    assert at(order.created_at)["status"] == "CREATED"
+    assert at(reserved.timestamp)["status"] == "INVENTORY_RESERVED"
+    assert len(at(reserved.timestamp)["history"]) == 2
+    assert at(authorized.timestamp + timedelta(seconds=1))["status"] == "PAYMENT_AUTHORIZED"
+    assert created["type"] == topics.ORDER_CREATED
+    assert client.get(f"/api/orders/{order_id}", {"at": "yesterday"}).status_code == 400
+    too_early = client.get(f"/api/orders/{order_id}", {"at": (order.created_at - timedelta(days=1)).isoformat()})
+    assert too_early.status_code == 404
+
+
+def test_unknown_order_is_a_json_404(client):
+    response = client.get("/api/orders/nope")
+    assert response.status_code == 404 and response.json()["error"]
+
+
+def test_read_model_lists_newest_first_with_status_filter_and_cursor(client):
+    sagas = [Saga(total=n + 1) for n in range(5)]
+    for n, saga in enumerate(sagas):
+        saga.clock += timedelta(minutes=n)
+        events = [saga.created()] + ([saga.reserved()] if n % 2 else [])
+        deliver("readmodel", events)
+    ids_newest_first = [s.order_id for s in reversed(sagas)]
+    page1 = client.get("/api/read/orders", {"limit": 2}).json()
+    page2 = client.get("/api/read/orders", {"limit": 2, "cursor": page1["next"]}).json()
+    page3 = client.get("/api/read/orders", {"limit": 2, "cursor": page2["next"]}).json()
+    assert [r["orderId"] for r in page1["results"] + page2["results"] + page3["results"]] == ids_newest_first
+    assert page3["next"] is None
+    reserved = client.get("/api/read/orders", {"status": "INVENTORY_RESERVED"}).json()["results"]
+    assert [r["orderId"] for r in reserved] == [sagas[3].order_id, sagas[1].order_id]
+    assert client.get("/api/read/orders", {"status": "LOST"}).status_code == 400
+    assert client.get("/api/read/orders", {"cursor": "garbage!"}).status_code == 400
+    assert client.get("/api/read/orders", {"limit": 0}).status_code == 400
+    detail = client.get(f"/api/read/orders/{sagas[0].order_id}").json()
+    assert detail["currentStatus"] == "CREATED" and detail["timeline"][0]["type"] == topics.ORDER_CREATED
+    assert client.get("/api/read/orders/unknown").status_code == 404
+
+
+def test_ops_endpoints_need_a_staff_token(client, django_user_model):
+    assert client.get("/api/ops/inventory").status_code == 401
+    assert client.get("/api/ops/inventory", headers={"Authorization": "Bearer forged"}).status_code == 401
+    django_user_model.objects.create(username="visitor", is_staff=False)
+    assert client.get("/api/ops/inventory",
+                      headers={"Authorization": f"Bearer {issue_token('visitor')}"}).status_code == 403
+    django_user_model.objects.create(username="operator", is_staff=True)
+    response = client.get("/api/ops/inventory", headers={"Authorization": f"Bearer {issue_token('operator')}"})
+    assert response.status_code == 200
+    assert {r["sku"]: r["available"] for r in response.json()["results"]}["SKU-10"] == 1000

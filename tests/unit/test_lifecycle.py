@@ -1,0 +1,73 @@
+import itertools
+from datetime import timedelta
+
+from shopsite.events import lifecycle, topics
+from shopsite.events.lifecycle import causal_order, entry_for, fold, insert_entry
+from tests.factories import Saga
+
+
+def entries(events):
+    return [entry_for(e) for e in events]
+
+
+def test_happy_path_folds_to_shipped():
+    assert fold(entries(Saga().happy_path())).status == lifecycle.SHIPPED
+
+
+def test_any_arrival_order_gives_the_same_history_and_status():
+    events = Saga().happy_path()
+    expected = [e.event_id for e in events]
+    for arrival in itertools.permutations(events):
+        history: list = []
+        for event in arrival:
+            history, added = insert_entry(history, entry_for(event))
+            assert added
+        assert [e["eventId"] for e in history] == expected
+        assert fold(history).status == lifecycle.SHIPPED
+
+
+def test_causation_wins_over_a_skewed_clock():
+    saga = Saga()
+    created, reserved = saga.created(), saga.reserved()
+    # The inventory host's clock runs 5 s behind: its event claims to precede its cause.
+    skewed = entry_for(reserved) | {"at": (created.timestamp - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    ordered = causal_order([skewed, entry_for(created)])
+    assert [e["type"] for e in ordered] == [topics.ORDER_CREATED, topics.INVENTORY_RESERVED]
+
+
+def test_a_late_event_does_not_move_the_status_backwards():
+    saga = Saga()
+    created, reserved, authorized, shipped = saga.happy_path()
+    # A stray InventoryFailed caused by OrderCreated but stamped after shipping:
+    stray = saga.next(topics.INVENTORY_FAILED, {"reason": "late duplicate"}, cause=created)
+    stray_entry = entry_for(stray)
+    history = causal_order(entries([created, reserved, authorized, shipped]) + [stray_entry])
+    result = fold(history)
+    assert result.status == lifecycle.SHIPPED
+    assert result.ignored == (stray.event_id,)
+    assert stray.event_id in [e["eventId"] for e in history]  # recorded, not applied
+
+
+def test_a_failed_step_can_succeed_on_retry():
+    saga = Saga()
+    created = saga.created()
+    failed = saga.next(topics.INVENTORY_FAILED, {"reason": "insufficient stock for SKU-3"})
+    assert fold(entries([created, failed])).status == lifecycle.INVENTORY_FAILED
+    reserved = saga.next(topics.INVENTORY_RESERVED, {"reservedItems": saga.items})
+    assert fold(entries([created, failed, reserved])).status == lifecycle.INVENTORY_RESERVED
+
+
+def test_refund_after_shipping_failure_and_ops_events_do_not_change_status():
+    saga = Saga()
+    events = [saga.created(), saga.reserved(), saga.authorized()]
+    failed = saga.next(topics.SHIPPING_FAILED, {"reason": "carrier outage"})
+    retry = saga.next(topics.RETRY_REQUESTED, {"step": "shipping"})
+    assert fold(entries([*events, failed, retry])).status == lifecycle.SHIPPING_FAILED
+    refund = saga.next(topics.PAYMENT_REFUNDED, {"amount": saga.total, "refundId": "r1"})
+    assert fold(entries([*events, failed, retry, refund])).status == lifecycle.REFUNDED
+
+
+def test_the_same_event_is_recorded_once():
+    event = Saga().created()
+    history, added = insert_entry([entry_for(event)], entry_for(event))
+    assert not added and len(history) == 1
