@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from shopsite.events.models import service_proxies
+
 
 class Stock(models.Model):
     """Units of one SKU: available to reserve, and reserved by orders.
@@ -43,3 +45,7 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.status}"
+
+
+# This service's outbox and processed_events, as the admin shows them.
+Outbox, ProcessedEventRecord = service_proxies("inventory")

@@ -46,3 +46,15 @@ def reserve(alias: str, items: list[dict]) -> Outcome:
         row.updated_at = now
     Stock.objects.using(alias).bulk_update(list(stock.values()), ["available", "reserved", "updated_at"])
     return Outcome(lines, None)
+
+
+def release(alias: str, lines: list[dict]) -> None:
+    """Move exactly these units from reserved back to available."""
+    stock = {s.sku: s for s in Stock.objects.using(alias).select_for_update().filter(sku__in=[l["sku"] for l in lines])}
+    now = datetime.now(timezone.utc)
+    for line in lines:
+        row = stock[line["sku"]]
+        row.reserved -= line["qty"]
+        row.available += line["qty"]
+        row.updated_at = now
+    Stock.objects.using(alias).bulk_update(list(stock.values()), ["available", "reserved", "updated_at"])

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from orders.models import IdempotencyKey, Order
 from shopsite.events import lifecycle, topics
 from shopsite.events.schemas import OrderCreated
+from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import unit_of_work
 
 ALIAS = "order_service"
@@ -62,22 +63,10 @@ def place_order(items: list[dict], total: object, idempotency_key: str | None = 
             if idempotency_key:
                 IdempotencyKey(key=idempotency_key, request_hash=digest, order_id=order_id,
                                created_at=now).save(using=ALIAS, force_insert=True)
-            transaction.on_commit(_publish_soon, using=ALIAS)
+            transaction.on_commit(lambda: publish_soon(ALIAS), using=ALIAS)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its order.
         if idempotency_key and IdempotencyKey.objects.using(ALIAS).filter(key=idempotency_key).exists():
             return place_order(items, total, idempotency_key)
         raise
     return Placed(order, created=True)
-
-
-def _publish_soon() -> None:
-    """Ask a worker to publish now; the periodic sweep covers a lost request."""
-    from shopsite.events.tasks import dispatch_outbox
-
-    try:
-        dispatch_outbox.delay(ALIAS)
-    except Exception:  # Redis down: the order is safe in the outbox, the sweep will publish it
-        import logging
-
-        logging.getLogger(__name__).warning("could not enqueue outbox dispatch", exc_info=True)

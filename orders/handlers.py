@@ -53,5 +53,7 @@ HANDLERS = {
         topics.PAYMENT_REFUNDED,
         topics.RETRY_REQUESTED,
         topics.COMPENSATION_REQUESTED,
+        topics.INVENTORY_RELEASED,
+        topics.REQUEST_REFUSED,
     )
 }

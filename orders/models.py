@@ -4,6 +4,8 @@ from typing import Any
 
 from django.db import models
 
+from shopsite.events.models import service_proxies
+
 from shopsite.events import lifecycle
 
 
@@ -53,3 +55,7 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         db_table = "idempotency_keys"
+
+
+# This service's outbox and processed_events, as the admin shows them.
+Outbox, ProcessedEventRecord = service_proxies("orders")

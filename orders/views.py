@@ -8,11 +8,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
-from orders import commands
+from orders import commands, operations
 from orders.models import Order, public_entry
 from shopsite.events import lifecycle
 from shopsite.events.schemas import LineItem, Money
+from shopsite.events.schemas import CompensationRequested, RetryRequested
 from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.ops.auth import ops_endpoint
 
 
 class PlaceOrderRequest(BaseModel):
@@ -85,3 +87,39 @@ def _as_of(order: Order, as_of: datetime) -> JsonResponse:
     return JsonResponse(document)
 
 
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: RetryRequested.model_fields["step"].annotation  # type: ignore[valid-type]
+
+
+class CompensateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: CompensationRequested.model_fields["action"].annotation  # type: ignore[valid-type]
+
+
+@ops_endpoint
+@require_http_methods(["POST"])
+def retry_step(request: HttpRequest, order_id: str) -> JsonResponse:
+    return _operator_request(request, order_id, RetryBody,
+                             lambda order, body, user: operations.request_retry(order, body.step, user))
+
+
+@ops_endpoint
+@require_http_methods(["POST"])
+def compensate(request: HttpRequest, order_id: str) -> JsonResponse:
+    return _operator_request(request, order_id, CompensateBody,
+                             lambda order, body, user: operations.request_compensation(order, body.action, user))
+
+
+def _operator_request(request: HttpRequest, order_id: str, model: type[BaseModel], send) -> JsonResponse:
+    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    if order is None:
+        return json_error(404, f"order {order_id} not found")
+    try:
+        body = parse_body(request, model)
+    except BadRequest as exc:
+        return exc.response()
+    event = send(order, body, request.ops_user.username)  # type: ignore[attr-defined]
+    return JsonResponse({"eventId": event.event_id, "type": event.type, "orderId": order_id}, status=202)

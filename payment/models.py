@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from shopsite.events.models import service_proxies
+
 
 class Payment(models.Model):
     """The payment service's view of one order.
@@ -29,6 +31,12 @@ class Payment(models.Model):
     # The InventoryReserved event that asked for this authorisation (its causationId).
     requested_by = models.CharField(max_length=64, blank=True, default="", db_column="requestedBy")
     authorized_at = models.DateTimeField(null=True, blank=True, db_column="authorizedAt")
+    refund_id = models.CharField(max_length=64, blank=True, default="", db_column="refundId")
+    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                          db_column="refundedAmount")
+    refunded_at = models.DateTimeField(null=True, blank=True, db_column="refundedAt")
+    # Stock released by a compensation: authorising now would charge for goods nobody holds.
+    inventory_released = models.BooleanField(default=False, db_column="inventoryReleased")
     created_at = models.DateTimeField(db_column="createdAt")
     updated_at = models.DateTimeField(db_column="updatedAt")
 
@@ -47,5 +55,37 @@ class Payment(models.Model):
             "authId": self.auth_id or None,
             "reason": self.reason or None,
             "authorizedAt": self.authorized_at.isoformat() if self.authorized_at else None,
+            "refundId": self.refund_id or None,
+            "refundedAmount": float(self.refunded_amount) if self.refunded_amount is not None else None,
+            "refundedAt": self.refunded_at.isoformat() if self.refunded_at else None,
             "correlationId": self.correlation_id,
         }
+
+
+class PaymentSimulator(models.Model):
+    """How the simulated payment processor behaves (one row, id "default")."""
+
+    id = models.CharField(primary_key=True, max_length=16, default="default", db_column="_id")
+    decline_above = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
+                                        db_column="declineAbove")
+    failure_rate = models.FloatField(default=0.0, db_column="failureRate")
+    updated_at = models.DateTimeField(auto_now=True, db_column="updatedAt")
+
+    class Meta:
+        db_table = "payment_simulator"
+        verbose_name = "payment simulator"
+
+    def __str__(self) -> str:
+        return f"declineAbove={self.decline_above} failureRate={self.failure_rate}"
+
+    @classmethod
+    def current(cls, alias: str) -> "PaymentSimulator":
+        return cls.objects.using(alias).get_or_create(pk="default")[0]
+
+    def as_document(self) -> dict:
+        return {"declineAbove": float(self.decline_above) if self.decline_above is not None else None,
+                "failureRate": self.failure_rate}
+
+
+# This service's outbox and processed_events, as the admin shows them.
+Outbox, ProcessedEventRecord = service_proxies("payment")

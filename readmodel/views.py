@@ -1,12 +1,18 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from typing import Any
 
-from readmodel.models import OrderProjection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET, require_http_methods
+from pydantic import BaseModel, ConfigDict
+
+from readmodel import deadletters
+from readmodel.models import DeadLetter, OrderProjection
 from readmodel.pagination import after_cursor, encode_cursor
 from shopsite.events import lifecycle
-from shopsite.http import json_error
+from shopsite.events.deadletter import REPLAY_COUNT_HEADER
+from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.ops.auth import ops_endpoint
 
 ALIAS = "read_model_service"
 DEFAULT_LIMIT = 50
@@ -43,3 +49,42 @@ def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     if row is None:
         return json_error(404, f"order {order_id} not in the read model (yet)")
     return JsonResponse(row.as_document())
+
+
+@ops_endpoint
+@require_GET
+def dead_letter_list(request: HttpRequest) -> JsonResponse:
+    rows = DeadLetter.objects.using(ALIAS).order_by("-created_at", "-id")
+    status = request.GET.get("status")
+    if status:
+        rows = rows.filter(status=status)
+    try:
+        limit = min(max(int(request.GET.get("limit", 100)), 1), 500)
+    except ValueError:
+        return json_error(400, "invalid limit", [{"field": "limit", "message": "an integer from 1 to 500"}])
+    return JsonResponse({"results": [r.as_document() for r in rows[:limit]], "total": rows.count()})
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: dict[str, Any] | None = None  # a corrected envelope to publish instead of the original
+
+
+@ops_endpoint
+@require_http_methods(["POST"])
+def dead_letter_replay(request: HttpRequest, letter_id: str) -> JsonResponse:
+    corrected = None
+    if request.body:
+        try:
+            corrected = parse_body(request, ReplayBody).event
+        except BadRequest as exc:
+            return exc.response()
+    try:
+        event = deadletters.replay(letter_id, corrected)
+    except LookupError:
+        return json_error(404, f"no dead letter {letter_id}")
+    except deadletters.ReplayRefused as exc:
+        return json_error(409, "replay refused", [{"field": "event" if corrected else "(dead letter)",
+                                                   "message": str(exc)}])
+    return JsonResponse({"eventId": event.event_id, "topic": event.topic,
+                         "replayCount": event.headers.get(REPLAY_COUNT_HEADER)}, status=202)

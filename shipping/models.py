@@ -2,16 +2,19 @@ from __future__ import annotations
 
 from django.db import models
 
+from shopsite.events.models import service_proxies
+
 
 class Shipment(models.Model):
     """The shipping service's record for one order: shipped (carrier, tracking id) or failed."""
 
     SHIPPED = "SHIPPED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # payment refunded before anything shipped
 
     order_id = models.CharField(primary_key=True, max_length=64, db_column="_id")
     correlation_id = models.CharField(max_length=64, db_column="correlationId")
-    status = models.CharField(max_length=16, choices=[(SHIPPED, SHIPPED), (FAILED, FAILED)])
+    status = models.CharField(max_length=16, choices=[(SHIPPED, SHIPPED), (FAILED, FAILED), (CANCELLED, CANCELLED)])
     carrier = models.CharField(max_length=64, blank=True, default="")
     tracking_id = models.CharField(max_length=64, blank=True, default="", db_column="trackingId")
     reason = models.CharField(max_length=500, blank=True, default="")
@@ -34,3 +37,30 @@ class Shipment(models.Model):
             "correlationId": self.correlation_id,
             "updatedAt": self.updated_at.isoformat(),
         }
+
+
+class ShippingSimulator(models.Model):
+    """How the simulated carrier behaves (one row, id "default")."""
+
+    id = models.CharField(primary_key=True, max_length=16, default="default", db_column="_id")
+    outage = models.BooleanField(default=False)
+    failure_rate = models.FloatField(default=0.0, db_column="failureRate")
+    updated_at = models.DateTimeField(auto_now=True, db_column="updatedAt")
+
+    class Meta:
+        db_table = "shipping_simulator"
+        verbose_name = "shipping simulator"
+
+    def __str__(self) -> str:
+        return f"outage={self.outage} failureRate={self.failure_rate}"
+
+    @classmethod
+    def current(cls, alias: str) -> "ShippingSimulator":
+        return cls.objects.using(alias).get_or_create(pk="default")[0]
+
+    def as_document(self) -> dict:
+        return {"outage": self.outage, "failureRate": self.failure_rate}
+
+
+# This service's outbox and processed_events, as the admin shows them.
+Outbox, ProcessedEventRecord = service_proxies("shipping")

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
+from pydantic import BaseModel, ConfigDict, Field
 
-from shipping.models import Shipment
-from shopsite.http import json_error
+from shipping.models import Shipment, ShippingSimulator
+from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.ops.auth import ops_endpoint
 
 ALIAS = "shipping_service"
@@ -17,3 +18,23 @@ def shipment_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     if row is None:
         return json_error(404, f"no shipment for order {order_id}")
     return JsonResponse(row.as_document())
+
+
+class SimulatorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outage: bool = False
+    failureRate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+@ops_endpoint
+@require_http_methods(["GET", "PUT"])
+def simulator(request: HttpRequest) -> JsonResponse:
+    sim = ShippingSimulator.current(ALIAS)
+    if request.method == "PUT":
+        try:
+            body: SimulatorSettings = parse_body(request, SimulatorSettings)
+        except BadRequest as exc:
+            return exc.response()
+        sim.outage, sim.failure_rate = body.outage, body.failureRate
+        sim.save(using=ALIAS)
+    return JsonResponse(sim.as_document())

@@ -84,6 +84,10 @@ KAFKA_TOPIC_PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "4"))
 KAFKA_TOPIC_REPLICATION = int(os.environ.get("KAFKA_TOPIC_REPLICATION", "1"))
 KAFKA_CONSUMER_BATCH = int(os.environ.get("KAFKA_CONSUMER_BATCH", "200"))
 KAFKA_GROUP_PREFIX = os.environ.get("KAFKA_GROUP_PREFIX", "shopsite")
+# More dead letters than this per minute from one consumer looks like a bad
+# deploy, not bad messages: the consumer pauses instead of dead-lettering on.
+DEAD_LETTER_LIMIT_PER_MINUTE = int(os.environ.get("DEAD_LETTER_LIMIT_PER_MINUTE", "100"))
+DEAD_LETTER_PAUSE_SECONDS = float(os.environ.get("DEAD_LETTER_PAUSE_SECONDS", "30"))
 
 # --- Redis: Celery broker and Channels layer ----------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -124,3 +128,9 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# --- Saga policy ---------------------------------------------------------------
+# Off by default, as in the seed where operators trigger compensation from the
+# dashboard. When on: PaymentFailed releases the stock; ShippingFailed refunds
+# the payment and releases the stock.
+AUTO_COMPENSATION = os.environ.get("SHOPSITE_AUTO_COMPENSATION", "0") == "1"

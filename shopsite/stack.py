@@ -291,6 +291,10 @@ class Stack:
         )
         return env
 
+    def _app_env(self, name: str) -> dict[str, str]:
+        # Every JSON log line says which process wrote it.
+        return {**self.env(), "SHOPSITE_PROCESS": name}
+
     def names(self) -> list[str]:
         return list(self._children)
 
@@ -310,7 +314,7 @@ class Stack:
             self._run_command("migrate_all", deadline)
             self._run_command("ensure_topics", deadline)
             for name, argv in self._app_commands():
-                self._spawn(_Child(name=name, argv=argv, tier=_TIER_APP), env=self.env())
+                self._spawn(_Child(name=name, argv=argv, tier=_TIER_APP), env=self._app_env(name))
             self._wait_healthy(deadline)
         except BaseException:
             self.stop()
@@ -395,7 +399,7 @@ class Stack:
                 raise RuntimeError(f"{name} is still running (pid {child.pid})")
             if child.popen is not None:
                 self._terminate([child])  # reap the dead one and sweep its group
-            env = dict(os.environ) if child.tier != _TIER_APP else self.env()
+            env = dict(os.environ) if child.tier != _TIER_APP else self._app_env(name)
             self._spawn(_Child(name=child.name, argv=child.argv, tier=child.tier), env=env)
         deadline = time.monotonic() + timeout
         if name in ("kafka", "redis"):

@@ -27,4 +27,10 @@ urlpatterns = [
     path("api/ops/reservations/<str:order_id>", inventory.views.reservation_detail, name="ops-reservation"),
     path("api/ops/payments/<str:order_id>", payment.views.payment_detail, name="ops-payment"),
     path("api/ops/shipments/<str:order_id>", shipping.views.shipment_detail, name="ops-shipment"),
+    path("api/ops/orders/<str:order_id>/retry", orders.views.retry_step, name="ops-retry"),
+    path("api/ops/orders/<str:order_id>/compensate", orders.views.compensate, name="ops-compensate"),
+    path("api/ops/dlq", readmodel.views.dead_letter_list, name="ops-dlq"),
+    path("api/ops/dlq/<str:letter_id>/replay", readmodel.views.dead_letter_replay, name="ops-dlq-replay"),
+    path("api/ops/simulators/payment", payment.views.simulator, name="ops-sim-payment"),
+    path("api/ops/simulators/shipping", shipping.views.simulator, name="ops-sim-shipping"),
 ]

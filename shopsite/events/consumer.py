@@ -44,6 +44,29 @@ class PermanentHandlerError(Exception):
     """Raised by a handler for an event it can never apply: dead-lettered without retries."""
 
 
+class DeadLetterLimitReached(Exception):
+    """Too many dead letters too fast: more likely a bad deploy than bad messages. Stop, don't dead-letter."""
+
+
+class DeadLetterBudget:
+    """At most `limit` dead letters per `window` seconds for one consumer (a sliding window)."""
+
+    def __init__(self, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._spent: list[float] = []
+
+    def check(self, wanted: int) -> None:
+        """Raise DeadLetterLimitReached if `wanted` more dead letters would exceed the budget."""
+        now = self.clock()
+        self._spent = [t for t in self._spent if now - t < self.window]
+        if wanted and len(self._spent) + wanted > self.limit:
+            raise DeadLetterLimitReached(
+                f"{len(self._spent) + wanted} dead letters within {self.window:.0f}s exceeds the limit of {self.limit}")
+
+    def spend(self, count: int) -> None:
+        self._spent += [self.clock()] * count
+
+
 class KafkaMessage(Protocol):
     def value(self) -> bytes | None: ...
     def key(self) -> bytes | None: ...
@@ -91,16 +114,23 @@ class RetryPolicy:
 class BatchProcessor:
     """Applies a batch of messages to one service database. Kafka-free, so tests drive it directly."""
 
-    def __init__(self, spec: ConsumerSpec, retry: RetryPolicy | None = None):
+    def __init__(self, spec: ConsumerSpec, retry: RetryPolicy | None = None, budget: DeadLetterBudget | None = None):
         self.spec = spec
         self.alias = spec.service.alias
         self.retry = retry or RetryPolicy()
+        self.budget = budget or DeadLetterBudget(settings.DEAD_LETTER_LIMIT_PER_MINUTE)
 
     def process(self, messages: Sequence[KafkaMessage]) -> int:
-        """Apply the batch; returns how many events were emitted to the outbox."""
+        """Apply the batch; returns how many events were emitted to the outbox.
+
+        Raises DeadLetterLimitReached (nothing committed) when the batch would
+        exceed the dead-letter budget.
+        """
         items = [self._decode(m) for m in messages]
         try:
             return self._apply(items)
+        except DeadLetterLimitReached:
+            raise
         except Exception:
             if len(items) == 1:
                 return self._apply_with_retries(items[0])
@@ -125,6 +155,8 @@ class BatchProcessor:
 
     def _apply(self, items: Sequence[_Item]) -> int:
         outcomes: list[tuple[str, str]] = []
+        invalid = sum(1 for i in items if i.invalid is not None)
+        self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
             keys = {ProcessedEvent.key(self.spec.name, i.event.event_id) for i in items if i.event}
             seen = set(ProcessedEvent.objects.using(self.alias).filter(pk__in=keys).values_list("pk", flat=True))
@@ -149,6 +181,7 @@ class BatchProcessor:
                 processed.append(ProcessedEvent(id=key, consumer=self.spec.name, event_id=event.event_id, at=now))
                 outcomes.append((topic, "ok"))
             ProcessedEvent.objects.using(self.alias).bulk_create(processed)
+        self.budget.spend(invalid)
         # Counted only once the transaction committed: a rolled-back batch is replayed and counted then.
         for topic, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, outcome).inc()
@@ -183,10 +216,12 @@ class BatchProcessor:
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff_seconds[min(attempt, len(self.retry.backoff_seconds) - 1)])
         reason = f"handler failed after {self.retry.attempts} attempt(s): {type(last_error).__name__}: {last_error}"
+        self.budget.check(1)
         with unit_of_work(self.alias) as uow:
             deadletter.emit_dead_letter(uow, self.spec.name, item.message, reason,
                                         event_type=item.event.type if item.event else None,
                                         event_id=item.event.event_id if item.event else None)
+        self.budget.spend(1)
         metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "dead_lettered").inc()
         log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
         return len(uow.emitted)
@@ -215,7 +250,11 @@ class ServiceConsumer:
                 if not batch:
                     continue
                 started = time.perf_counter()
-                emitted = self.processor.process(batch)
+                try:
+                    emitted = self.processor.process(batch)
+                except DeadLetterLimitReached as exc:
+                    self._hold(consumer, batch, exc)
+                    continue
                 consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
                 if emitted:
@@ -225,6 +264,26 @@ class ServiceConsumer:
             connections.close_all()
             log.info("consumer stopped", extra={"consumer": self.spec.name})
 
+    def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: DeadLetterLimitReached) -> None:
+        """Stop consuming for a while and come back to the same messages, uncommitted.
+
+        The group membership stays alive (consume() keeps polling while the
+        partitions are paused), so the partitions are not handed to another
+        worker that would dead-letter them just the same.
+        """
+        log.critical("dead-letter limit reached; pausing this consumer", extra={
+            "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": settings.DEAD_LETTER_PAUSE_SECONDS})
+        metrics.CONSUMER_PAUSED.labels(self.spec.name).set(1)
+        for tp in _first_offsets(batch):
+            consumer.seek(tp)
+        assignment = consumer.assignment()
+        consumer.pause(assignment)
+        resume_at = time.monotonic() + settings.DEAD_LETTER_PAUSE_SECONDS
+        while time.monotonic() < resume_at and not self.stop.is_set():
+            consumer.consume(num_messages=1, timeout=0.2)
+        consumer.resume(assignment)
+        metrics.CONSUMER_PAUSED.labels(self.spec.name).set(0)
+
     def _usable(self, message: Any) -> bool:
         err = message.error()
         if err is None:
@@ -232,6 +291,15 @@ class ServiceConsumer:
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("kafka consume error", extra={"consumer": self.spec.name, "kafka_error": str(err)})
         return False
+
+
+def _first_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
+    """Where to go back to per partition: the first message of the batch."""
+    lowest: dict[tuple[str, int], int] = {}
+    for m in batch:
+        tp = (m.topic(), m.partition())
+        lowest[tp] = min(lowest.get(tp, m.offset()), m.offset())
+    return [TopicPartition(t, p, o) for (t, p), o in lowest.items()]
 
 
 def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:

@@ -40,6 +40,10 @@ ILLEGAL_TRANSITIONS = Counter(
     "Events recorded in history that the order state machine did not apply.",
     ["service", "type"],
 )
+CONSUMER_PAUSED = Gauge(
+    "shopsite_consumer_paused", "1 while a consumer is paused because it hit the dead-letter limit.", ["service"],
+    multiprocess_mode="max",
+)
 OUTBOX_BACKLOG = Gauge(
     "shopsite_outbox_backlog", "Undispatched outbox rows at the last sweep.", ["service"],
     multiprocess_mode="mostrecent",

@@ -40,7 +40,8 @@ class OutboxMessage(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True, db_column="_id")
-    event_id = models.CharField(max_length=100, unique=True, db_column="eventId")
+    # Not unique: a dead-letter replay publishes the same event (same eventId) again.
+    event_id = models.CharField(max_length=100, db_index=True, db_column="eventId")
     type = models.CharField(max_length=100)
     topic = models.CharField(max_length=200)
     key = models.CharField(max_length=100)
@@ -58,3 +59,20 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.key} ({'sent' if self.dispatched else 'pending'})"
+
+
+def service_proxies(app_label: str) -> tuple[type[OutboxMessage], type[ProcessedEvent]]:
+    """Per-service proxies of the shared tables, for the admin.
+
+    A proxy belongs to the service app, so the router sends its queries to
+    that service's database: the admin shows each service's own rows.
+    Call from the service app's models.py.
+    """
+
+    def meta(verbose: str) -> type:
+        return type("Meta", (), {"proxy": True, "app_label": app_label, "verbose_name": verbose})
+
+    outbox = type("Outbox", (OutboxMessage,), {"__module__": f"{app_label}.models", "Meta": meta("outbox message")})
+    processed = type("ProcessedEventRecord", (ProcessedEvent,),
+                     {"__module__": f"{app_label}.models", "Meta": meta("processed event")})
+    return outbox, processed  # type: ignore[return-value]

@@ -98,6 +98,24 @@ class DeadLetter(Payload):
     payload: Any = None
 
 
+class InventoryReleased(Payload):
+    """Reserved units returned to available (compensation)."""
+
+    orderId: OrderId
+    releasedItems: list[LineItem] = Field(min_length=1)
+
+
+class RequestRefused(Payload):
+    """An operator's retry or compensation that the owning service did not apply, and why."""
+
+    orderId: OrderId
+    request: Literal["retry", "compensation"]
+    step: Literal["inventory", "payment", "shipping"] | None = None
+    action: Literal["releaseInventory", "refundPayment"] | None = None
+    reason: str = Field(min_length=1, max_length=500)
+    requestEventId: str
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     topics.ORDER_CREATED: OrderCreated,
     topics.INVENTORY_RESERVED: InventoryReserved,
@@ -110,6 +128,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     topics.RETRY_REQUESTED: RetryRequested,
     topics.COMPENSATION_REQUESTED: CompensationRequested,
     topics.DEAD_LETTER: DeadLetter,
+    topics.INVENTORY_RELEASED: InventoryReleased,
+    topics.REQUEST_REFUSED: RequestRefused,
 }
 assert set(PAYLOAD_TYPES) == set(topics.ALL_EVENT_TYPES)
 

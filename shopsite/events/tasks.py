@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from shopsite.events import metrics, relay
@@ -11,6 +13,19 @@ from shopsite.services import BY_ALIAS, SERVICE_ALIASES
 @shared_task(name="shopsite.events.tasks.dispatch_outbox", ignore_result=True)
 def dispatch_outbox(alias: str) -> int:
     return relay.dispatch_pending(alias)
+
+
+def publish_soon(alias: str) -> None:
+    """After a commit: ask a worker to publish `alias`'s outbox now.
+
+    If Redis is down the rows are still safe in the outbox and the periodic
+    sweep publishes them, so a failure here is logged, not raised.
+    """
+    try:
+        dispatch_outbox.delay(alias)
+    except Exception:
+        logging.getLogger(__name__).warning("could not enqueue outbox dispatch", exc_info=True,
+                                            extra={"db": alias})
 
 
 @shared_task(name="shopsite.events.tasks.sweep_outboxes", ignore_result=True)

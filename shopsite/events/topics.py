@@ -18,6 +18,10 @@ RETRY_REQUESTED = "ops.RetryRequested.v1"
 COMPENSATION_REQUESTED = "ops.CompensationRequested.v1"
 DEAD_LETTER = "ops.DeadLetter.v1"
 
+# Extension events (README, event catalogue): outcomes the seed leaves implicit.
+INVENTORY_RELEASED = "inventory.InventoryReleased.v1"
+REQUEST_REFUSED = "ops.RequestRefused.v1"
+
 ALL_EVENT_TYPES: tuple[str, ...] = (
     ORDER_CREATED,
     INVENTORY_RESERVED,
@@ -30,6 +34,8 @@ ALL_EVENT_TYPES: tuple[str, ...] = (
     RETRY_REQUESTED,
     COMPENSATION_REQUESTED,
     DEAD_LETTER,
+    INVENTORY_RELEASED,
+    REQUEST_REFUSED,
 )
 
 

@@ -136,3 +136,67 @@ def test_ops_endpoints_need_a_staff_token(client, django_user_model):
     response = client.get("/api/ops/inventory", headers={"Authorization": f"Bearer {issue_token('operator')}"})
     assert response.status_code == 200
     assert {r["sku"]: r["available"] for r in response.json()["results"]}["SKU-10"] == 1000
+
+
+@pytest.fixture
+def operator(django_user_model):
+    django_user_model.objects.create(username="operator", is_staff=True)
+    return {"Authorization": f"Bearer {issue_token('operator')}"}
+
+
+def test_retry_and_compensate_publish_requests(client, operator):
+    order_id = post(client, VALID).json()["orderId"]
+
+    def call(kind, body):
+        return client.post(f"/api/ops/orders/{order_id}/{kind}", data=json.dumps(body),
+                           content_type="application/json", headers=operator)
+
+    accepted = call("retry", {"step": "payment"})
+    assert accepted.status_code == 202
+    row = OutboxMessage.objects.using("order_service").get(event_id=accepted.json()["eventId"])
+    assert row.type == topics.RETRY_REQUESTED and row.payload["payload"] == {"orderId": order_id, "step": "payment"}
+    assert row.payload["headers"] == {"operator": "operator"}
+    assert call("compensate", {"action": "refundPayment"}).status_code == 202
+    assert call("retry", {"step": "everything"}).status_code == 400
+    assert call("compensate", {"action": "refundEverything"}).status_code == 400
+    assert client.post("/api/ops/orders/nope/retry", data=json.dumps({"step": "payment"}),
+                       content_type="application/json", headers=operator).status_code == 404
+    assert client.post(f"/api/ops/orders/{order_id}/retry", data=json.dumps({"step": "payment"}),
+                       content_type="application/json").status_code == 401
+
+
+def test_simulator_settings_round_trip_and_validate(client, operator):
+    def put(kind, body):
+        return client.put(f"/api/ops/simulators/{kind}", data=json.dumps(body), content_type="application/json",
+                          headers=operator)
+
+    assert put("payment", {"declineAbove": 50, "failureRate": 0.25}).json() == {"declineAbove": 50.0, "failureRate": 0.25}
+    assert client.get("/api/ops/simulators/payment", headers=operator).json()["declineAbove"] == 50.0
+    assert put("payment", {"declineAbove": None, "failureRate": 0}).json() == {"declineAbove": None, "failureRate": 0.0}
+    assert put("payment", {"failureRate": 2}).status_code == 400
+    assert put("shipping", {"outage": True}).json() == {"outage": True, "failureRate": 0.0}
+    assert put("shipping", {"outage": "maybe"}).status_code == 400
+    stock = client.put("/api/ops/inventory/SKU-3", data=json.dumps({"available": 0}), content_type="application/json",
+                       headers=operator)
+    assert stock.json()["available"] == 0
+    assert client.put("/api/ops/inventory/SKU-3", data=json.dumps({"available": -1}),
+                      content_type="application/json", headers=operator).status_code == 400
+
+
+def test_dead_letter_api_lists_and_replays(client, operator):
+    from tests.factories import raw_message
+    from tests.handlers.helpers import outbox
+
+    deliver("inventory", [raw_message(b"garbage", key="o-9")])
+    deliver("readmodel", outbox("inventory", topics.DEAD_LETTER))
+    listing = client.get("/api/ops/dlq", headers=operator).json()
+    (letter,) = listing["results"]
+    assert letter["error"].startswith("not JSON") and letter["payload"] == "garbage" and letter["orderId"] == "o-9"
+    refused = client.post(f"/api/ops/dlq/{letter['id']}/replay", content_type="application/json", headers=operator)
+    assert refused.status_code == 409 and "not a valid event" in refused.json()["details"][0]["message"]
+    fixed = Saga(order_id="o-9").created().to_wire()
+    replayed = client.post(f"/api/ops/dlq/{letter['id']}/replay", data=json.dumps({"event": fixed}),
+                           content_type="application/json", headers=operator)
+    assert replayed.status_code == 202 and replayed.json() == {"eventId": fixed["eventId"],
+                                                               "topic": topics.ORDER_CREATED, "replayCount": 1}
+    assert client.post("/api/ops/dlq/nope/replay", content_type="application/json", headers=operator).status_code == 404
