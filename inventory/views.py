@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
+from inventory import stock
 from inventory.models import Reservation, Stock
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.ops.auth import ops_endpoint
@@ -26,7 +25,7 @@ def _stock_document(row: Stock) -> dict:
 @ops_endpoint
 @require_GET
 def stock_list(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"results": [_stock_document(s) for s in Stock.objects.using(ALIAS).order_by("sku")]})
+    return JsonResponse({"results": [_stock_document(s) for s in stock.all_stock()]})
 
 
 @ops_endpoint
@@ -37,12 +36,7 @@ def stock_detail(request: HttpRequest, sku: str) -> JsonResponse:
         body: SetStock = parse_body(request, SetStock)
     except BadRequest as exc:
         return exc.response()
-    now = datetime.now(timezone.utc)
-    row, _ = Stock.objects.using(ALIAS).update_or_create(
-        sku=sku, defaults={"available": body.available, "updated_at": now},
-        create_defaults={"available": body.available, "reserved": 0, "updated_at": now},
-    )
-    return JsonResponse(_stock_document(row))
+    return JsonResponse(_stock_document(stock.set_available(sku, body.available)))
 
 
 @ops_endpoint

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 
 from shopsite.events.models import service_proxies
@@ -81,6 +83,13 @@ class PaymentSimulator(models.Model):
     @classmethod
     def current(cls, alias: str) -> "PaymentSimulator":
         return cls.objects.using(alias).get_or_create(pk="default")[0]
+
+    @classmethod
+    def configure(cls, alias: str, decline_above: "Decimal | None", failure_rate: float) -> "PaymentSimulator":
+        sim = cls.current(alias)
+        sim.decline_above, sim.failure_rate = decline_above, failure_rate
+        sim.save(using=alias)
+        return sim
 
     def as_document(self) -> dict:
         return {"declineAbove": float(self.decline_above) if self.decline_above is not None else None,

@@ -30,12 +30,10 @@ class SimulatorSettings(BaseModel):
 @ops_endpoint
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
-    sim = PaymentSimulator.current(ALIAS)
-    if request.method == "PUT":
-        try:
-            body: SimulatorSettings = parse_body(request, SimulatorSettings)
-        except BadRequest as exc:
-            return exc.response()
-        sim.decline_above, sim.failure_rate = body.declineAbove, body.failureRate
-        sim.save(using=ALIAS)
-    return JsonResponse(sim.as_document())
+    if request.method == "GET":
+        return JsonResponse(PaymentSimulator.current(ALIAS).as_document())
+    try:
+        body: SimulatorSettings = parse_body(request, SimulatorSettings)
+    except BadRequest as exc:
+        return exc.response()
+    return JsonResponse(PaymentSimulator.configure(ALIAS, body.declineAbove, body.failureRate).as_document())

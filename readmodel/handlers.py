@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from readmodel import deadletters
+from readmodel import deadletters, live
 from readmodel.models import OrderProjection
 from readmodel.projection import project
 from shopsite.events import topics
@@ -9,14 +9,15 @@ from shopsite.events.unit_of_work import UnitOfWork
 
 
 def on_event(event: Event, uow: UnitOfWork) -> None:
-    project(event, uow.alias)
+    if project(event, uow.alias) is not None:
+        live.order_changed(uow, event.order_id)
 
 
 def on_dead_letter(event: Event, uow: UnitOfWork) -> None:
     deadletters.store(event, uow.alias)
     # Show it on the order's timeline too, but never invent an order from a stray key.
     if event.key and OrderProjection.objects.using(uow.alias).filter(pk=event.key).exists():
-        project(event, uow.alias)
+        on_event(event, uow)
 
 
 HANDLERS = {t: on_event for t in topics.ALL_EVENT_TYPES}

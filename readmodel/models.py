@@ -38,15 +38,18 @@ class OrderProjection(models.Model):
             "orderId": self.order_id,
             "createdAt": self.created_at.isoformat(),
             "currentStatus": self.current_status,
-            "timeline": [
-                {"type": e["type"], "at": e["at"], "details": e.get("details", {}), "eventId": e["eventId"]}
-                for e in self.timeline
-            ],
+            "timeline": [public_entry(e) for e in self.timeline],
             "updatedAt": self.updated_at.isoformat(),
             "correlationId": self.correlation_id,
             "items": self.items,
             "total": float(self.total) if self.total is not None else None,
         }
+
+
+def public_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A timeline entry as the API shows it (seed: {type, at, details}) plus its ids."""
+    return {"type": entry["type"], "at": entry["at"], "details": entry.get("details", {}),
+            "eventId": entry["eventId"], "seq": entry.get("seq")}
 
 
 class DeadLetter(models.Model):

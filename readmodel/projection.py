@@ -24,7 +24,10 @@ def project(event: Event, alias: str) -> OrderProjection | None:
         is_new = True
     else:
         is_new = False
-    timeline, added = lifecycle.insert_entry(row.timeline, lifecycle.entry_for(event))
+    # seq numbers entries in arrival order: live streams resume from it (Last-Event-ID),
+    # while the timeline itself stays in causal order.
+    entry = {**lifecycle.entry_for(event), "seq": max((e.get("seq", 0) for e in row.timeline), default=0) + 1}
+    timeline, added = lifecycle.insert_entry(row.timeline, entry)
     if not added:
         return None
     row.timeline = timeline

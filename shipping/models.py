@@ -58,6 +58,13 @@ class ShippingSimulator(models.Model):
     def current(cls, alias: str) -> "ShippingSimulator":
         return cls.objects.using(alias).get_or_create(pk="default")[0]
 
+    @classmethod
+    def configure(cls, alias: str, outage: bool, failure_rate: float) -> "ShippingSimulator":
+        sim = cls.current(alias)
+        sim.outage, sim.failure_rate = outage, failure_rate
+        sim.save(using=alias)
+        return sim
+
     def as_document(self) -> dict:
         return {"outage": self.outage, "failureRate": self.failure_rate}
 

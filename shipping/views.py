@@ -29,12 +29,10 @@ class SimulatorSettings(BaseModel):
 @ops_endpoint
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
-    sim = ShippingSimulator.current(ALIAS)
-    if request.method == "PUT":
-        try:
-            body: SimulatorSettings = parse_body(request, SimulatorSettings)
-        except BadRequest as exc:
-            return exc.response()
-        sim.outage, sim.failure_rate = body.outage, body.failureRate
-        sim.save(using=ALIAS)
-    return JsonResponse(sim.as_document())
+    if request.method == "GET":
+        return JsonResponse(ShippingSimulator.current(ALIAS).as_document())
+    try:
+        body: SimulatorSettings = parse_body(request, SimulatorSettings)
+    except BadRequest as exc:
+        return exc.response()
+    return JsonResponse(ShippingSimulator.configure(ALIAS, body.outage, body.failureRate).as_document())

@@ -6,6 +6,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopsite.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+# Imported after Django is set up: consumers import models.
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from readmodel.streams import OrderListStream, TimelineHtmlStream, TimelineStream  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": URLRouter([
+        path("api/read/orders/<str:order_id>/stream", TimelineStream.as_asgi()),
+        path("live/orders/<str:order_id>", TimelineHtmlStream.as_asgi()),
+        path("live/orders", OrderListStream.as_asgi()),
+        # Static files (htmx, admin CSS) straight from the installed apps: one process to run.
+        # Behind a real proxy/CDN, serve `collectstatic` output there instead.
+        re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),
+    ]),
+})

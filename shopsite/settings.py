@@ -75,7 +75,12 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 
 # --- Kafka -------------------------------------------------------------------
@@ -134,3 +139,6 @@ LOGGING = {
 # dashboard. When on: PaymentFailed releases the stock; ShippingFailed refunds
 # the payment and releases the stock.
 AUTO_COMPENSATION = os.environ.get("SHOPSITE_AUTO_COMPENSATION", "0") == "1"
+
+# --- Live dashboard ---------------------------------------------------------------
+SSE_HEARTBEAT_SECONDS = float(os.environ.get("SSE_HEARTBEAT_SECONDS", "15"))

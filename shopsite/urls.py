@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import inventory.views
@@ -6,12 +7,26 @@ import orders.views
 import payment.views
 import readmodel.views
 import shipping.views
-from readmodel import pages
+from shopsite.dashboard import views as dashboard
 from shopsite.ops import views as ops_views
 
 urlpatterns = [
-    path("", pages.order_list, name="dashboard"),
-    path("orders/<str:order_id>", pages.order_page, name="order-page"),
+    # dashboard (server-rendered, htmx, live over SSE: see shopsite/asgi.py for the streams)
+    path("", dashboard.order_list, name="dashboard"),
+    path("overview", dashboard.overview_panel, name="overview"),
+    path("orders/new", dashboard.new_order, name="new-order"),
+    path("orders/create", dashboard.create_order, name="create-order-form"),
+    path("orders/<str:order_id>", dashboard.order_page, name="order-page"),
+    path("orders/<str:order_id>/panel", dashboard.order_panel, name="order-panel"),
+    path("orders/<str:order_id>/<str:kind>/<str:value>", dashboard.order_action, name="order-action"),
+    path("controls", dashboard.controls, name="controls"),
+    path("controls/stock/<str:sku>", dashboard.set_stock, name="controls-stock"),
+    path("controls/payment", dashboard.set_payment_simulator, name="controls-payment"),
+    path("controls/shipping", dashboard.set_shipping_simulator, name="controls-shipping"),
+    path("dlq", dashboard.dead_letters, name="dlq"),
+    path("dlq/<str:letter_id>/replay", dashboard.replay_dead_letter, name="dlq-replay"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("health", ops_views.health, name="health"),
     path("metrics", ops_views.metrics, name="metrics"),

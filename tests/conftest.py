@@ -16,3 +16,9 @@ def pytest_collection_modifyitems(items):
         marker = item.get_closest_marker("django_db")
         if marker is not None and "databases" not in marker.kwargs:
             item.add_marker(pytest.mark.django_db(databases="__all__", **marker.kwargs), append=False)
+
+
+@pytest.fixture(autouse=True)
+def _in_memory_channel_layer(settings):
+    """In-process tests push live updates to an in-memory layer, not to whatever Redis runs here."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

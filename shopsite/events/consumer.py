@@ -44,8 +44,16 @@ class PermanentHandlerError(Exception):
     """Raised by a handler for an event it can never apply: dead-lettered without retries."""
 
 
-class DeadLetterLimitReached(Exception):
+class MustPause(Exception):
+    """The consumer cannot safely move on: pause, then retry the same uncommitted messages."""
+
+
+class DeadLetterLimitReached(MustPause):
     """Too many dead letters too fast: more likely a bad deploy than bad messages. Stop, don't dead-letter."""
+
+
+class DeadLetterNotStored(MustPause):
+    """Storing a dead letter failed: dead-lettering it onto the topic it came from would loop."""
 
 
 class DeadLetterBudget:
@@ -129,7 +137,7 @@ class BatchProcessor:
         items = [self._decode(m) for m in messages]
         try:
             return self._apply(items)
-        except DeadLetterLimitReached:
+        except MustPause:
             raise
         except Exception:
             if len(items) == 1:
@@ -216,6 +224,8 @@ class BatchProcessor:
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff_seconds[min(attempt, len(self.retry.backoff_seconds) - 1)])
         reason = f"handler failed after {self.retry.attempts} attempt(s): {type(last_error).__name__}: {last_error}"
+        if item.message.topic() == topics.DEAD_LETTER:
+            raise DeadLetterNotStored(reason)
         self.budget.check(1)
         with unit_of_work(self.alias) as uow:
             deadletter.emit_dead_letter(uow, self.spec.name, item.message, reason,
@@ -252,7 +262,7 @@ class ServiceConsumer:
                 started = time.perf_counter()
                 try:
                     emitted = self.processor.process(batch)
-                except DeadLetterLimitReached as exc:
+                except MustPause as exc:
                     self._hold(consumer, batch, exc)
                     continue
                 consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
@@ -264,14 +274,14 @@ class ServiceConsumer:
             connections.close_all()
             log.info("consumer stopped", extra={"consumer": self.spec.name})
 
-    def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: DeadLetterLimitReached) -> None:
+    def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Stop consuming for a while and come back to the same messages, uncommitted.
 
         The group membership stays alive (consume() keeps polling while the
         partitions are paused), so the partitions are not handed to another
         worker that would dead-letter them just the same.
         """
-        log.critical("dead-letter limit reached; pausing this consumer", extra={
+        log.critical("consumer pausing: cannot move on safely", extra={
             "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": settings.DEAD_LETTER_PAUSE_SECONDS})
         metrics.CONSUMER_PAUSED.labels(self.spec.name).set(1)
         for tp in _first_offsets(batch):

@@ -8,7 +8,7 @@ or roll back together. The backend switch lives here and nowhere else.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +24,16 @@ class UnitOfWork:
         self.alias = alias
         self.emitted: list[Event] = []
         self._outbox_rows: list[OutboxMessage] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (never if it rolls back).
+
+        For side effects outside the database (ask a worker to publish, push to
+        browsers): doing them inside the transaction could announce a change
+        that then rolls back.
+        """
+        self._after_commit.append(callback)
 
     def emit(self, event: Event) -> Event:
         """Queue an event for publishing; it is written when the unit of work commits."""
@@ -66,3 +76,5 @@ def unit_of_work(alias: str) -> Iterator[UnitOfWork]:
     with transaction.atomic(using=alias):
         yield uow
         uow.flush()
+    for callback in uow._after_commit:
+        callback()

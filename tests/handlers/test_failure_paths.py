@@ -270,3 +270,17 @@ def test_the_dead_letter_budget_stops_a_flood_without_committing_it():
     clock["now"] = 61.0  # the window has passed: the message is handled normally
     processor.process([raw_message(b"junk", key="k4")])
     assert len(outbox("inventory", topics.DEAD_LETTER)) == 4
+
+
+def test_a_dead_letter_that_cannot_be_stored_is_never_dead_lettered_again():
+    from shopsite.events.consumer import ConsumerSpec, DeadLetterNotStored
+    from tests.factories import message
+
+    def broken_store(event, uow):
+        raise RuntimeError("dead_letters table missing")
+
+    letter = dead_letter_from("inventory", raw_message(b"junk", key="k-loop"))
+    spec = ConsumerSpec(BY_NAME["readmodel"], {topics.DEAD_LETTER: broken_store})
+    with pytest.raises(DeadLetterNotStored):
+        BatchProcessor(spec, RetryPolicy(attempts=2, sleep=lambda _s: None)).process([message(letter)])
+    assert not outbox("readmodel", topics.DEAD_LETTER)

@@ -1,0 +1,23 @@
+"""Operator changes to stock (restock), shared by the API and the dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from inventory.models import Stock
+
+ALIAS = "inventory_service"
+
+
+def set_available(sku: str, available: int) -> Stock:
+    """Set the units available to reserve; units already reserved by orders are untouched."""
+    now = datetime.now(timezone.utc)
+    row, _ = Stock.objects.using(ALIAS).update_or_create(
+        sku=sku, defaults={"available": available, "updated_at": now},
+        create_defaults={"available": available, "reserved": 0, "updated_at": now},
+    )
+    return row
+
+
+def all_stock() -> list[Stock]:
+    return list(Stock.objects.using(ALIAS).order_by("sku"))

@@ -1,0 +1,71 @@
+"""Tell browsers that projections changed, through the Channels layer.
+
+Called from consumer threads after the read model's transaction committed.
+Sends are fire-and-forget on one background event loop per process, so a
+slow or absent Redis never slows the consumer, and one batch of events
+becomes one message per changed order plus one for the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+from collections.abc import Iterable
+
+from channels.layers import get_channel_layer
+
+from shopsite.events.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+LIST_GROUP = "orders"
+
+
+def order_group(order_id: str) -> str:
+    # Channels group names allow only ASCII alphanumerics, hyphens, underscores and periods.
+    return "order." + "".join(c if c.isalnum() or c in "-_." else "_" for c in order_id)[:90]
+
+
+_pending: weakref.WeakKeyDictionary[UnitOfWork, set[str]] = weakref.WeakKeyDictionary()
+
+
+def order_changed(uow: UnitOfWork, order_id: str) -> None:
+    """Announce `order_id` once `uow` commits (once per order, however many events it got)."""
+    ids = _pending.get(uow)
+    if ids is None:
+        ids = _pending[uow] = set()
+        uow.on_commit(lambda: announce(ids))
+    ids.add(order_id)
+
+
+def announce(order_ids: Iterable[str]) -> None:
+    ids = sorted(order_ids)
+    if ids:
+        _loop().call_soon_threadsafe(lambda: asyncio.ensure_future(_send(ids)))
+
+
+async def _send(order_ids: list[str]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        for order_id in order_ids:
+            await layer.group_send(order_group(order_id), {"type": "projection.changed", "orderId": order_id})
+        await layer.group_send(LIST_GROUP, {"type": "orders.changed", "orderIds": order_ids[:500]})
+    except Exception:  # browsers miss a live update; the page is still right on its next load
+        log.warning("live update not delivered", exc_info=True)
+
+
+_loop_lock = threading.Lock()
+_event_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    global _event_loop
+    with _loop_lock:
+        if _event_loop is None:
+            _event_loop = asyncio.new_event_loop()
+            threading.Thread(target=_event_loop.run_forever, name="live-updates", daemon=True).start()
+        return _event_loop

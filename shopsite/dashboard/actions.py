@@ -1,0 +1,38 @@
+"""Which operator buttons make sense for an order, derived from its timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopsite.events import lifecycle, topics
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # "retry" | "compensate"
+    value: str  # step or action name
+    label: str
+    enabled: bool
+    why: str  # shown as a tooltip: why it is (not) available
+
+
+def available_actions(status: str, timeline: list[dict]) -> list[Action]:
+    types = {e["type"] for e in timeline}
+    reserved = topics.INVENTORY_RESERVED in types and topics.INVENTORY_RELEASED not in types
+    authorised = topics.PAYMENT_AUTHORIZED in types and topics.PAYMENT_REFUNDED not in types
+
+    def retry(step: str, failed_status: str) -> Action:
+        ok = status == failed_status
+        return Action("retry", step, f"Retry {step}", ok,
+                      f"{step} failed" if ok else f"only when the order is {failed_status}")
+
+    return [
+        retry("inventory", lifecycle.INVENTORY_FAILED),
+        retry("payment", lifecycle.PAYMENT_FAILED),
+        retry("shipping", lifecycle.SHIPPING_FAILED),
+        Action("compensate", "refundPayment", "Refund payment", authorised,
+               "returns exactly the authorised amount" if authorised else "no unrefunded authorisation"),
+        Action("compensate", "releaseInventory", "Release inventory", reserved and status != lifecycle.SHIPPED,
+               "returns the reserved units to stock" if reserved and status != lifecycle.SHIPPED
+               else "nothing reserved to release (or already shipped)"),
+    ]

@@ -1,0 +1,244 @@
+"""The operations dashboard: server-rendered pages, enhanced with htmx, live over SSE.
+
+Every page works without JavaScript (plain links and forms); htmx adds
+partial refreshes and the live stream. Anyone may look; only staff may act,
+and every action is a CSRF-protected POST.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from pydantic import ValidationError
+
+from inventory import stock
+from orders import commands, operations
+from orders.models import Order
+from orders.views import PlaceOrderRequest
+from payment.models import PaymentSimulator
+from readmodel import deadletters
+from readmodel.models import DeadLetter, OrderProjection
+from readmodel.pagination import after_cursor, encode_cursor
+from shipping.models import ShippingSimulator
+from shopsite.dashboard import overview
+from shopsite.dashboard.actions import available_actions
+from shopsite.events import lifecycle
+from shopsite.events.schemas import error_details
+
+READ = "read_model_service"
+PAGE_SIZE = 50
+SKUS = [f"SKU-{n}" for n in range(1, 11)]
+
+
+def staff_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """POST only, logged in (else to the login page), staff (else 403)."""
+
+    @require_POST
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.META.get("HTTP_REFERER") or reverse("dashboard"))
+        if not request.user.is_staff:
+            return HttpResponseForbidden("operator (staff) rights required")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --- order list -------------------------------------------------------------------
+
+def _order_page(request: HttpRequest) -> dict[str, Any]:
+    status = request.GET.get("status", "")
+    query = request.GET.get("q", "").strip()
+    rows = OrderProjection.objects.using(READ).all()
+    if status in lifecycle.STATUSES:
+        rows = rows.filter(current_status=status)
+    if query:
+        rows = rows.filter(order_id__startswith=query)
+    cursor = request.GET.get("cursor") or None
+    try:
+        page = list(after_cursor(rows, cursor)[: PAGE_SIZE + 1])
+    except ValueError:
+        cursor, page = None, list(after_cursor(rows, None)[: PAGE_SIZE + 1])
+    more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    return {
+        "orders": page, "status": status, "q": query, "cursor": cursor, "statuses": lifecycle.STATUSES,
+        "next_cursor": encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
+    }
+
+
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    context = _order_page(request)
+    if request.htmx and request.GET.get("fragment") == "table":
+        return render(request, "dashboard/_orders_table.html", context)
+    context["overview"] = overview.compute()
+    return render(request, "dashboard/order_list.html", context)
+
+
+@require_GET
+def overview_panel(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/_overview.html", {"overview": overview.compute(),
+                                                         "status": request.GET.get("status", "")})
+
+
+# --- one order --------------------------------------------------------------------
+
+def _order_context(order_id: str) -> dict[str, Any]:
+    row = OrderProjection.objects.using(READ).filter(pk=order_id).first()
+    if row is None:
+        raise Http404("order not in the read model (yet)")
+    document = row.as_document()
+    return {
+        "order": document,
+        "actions": available_actions(row.current_status, row.timeline),
+        "last_seq": max((e.get("seq") or 0 for e in row.timeline), default=0),
+    }
+
+
+@require_GET
+def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
+    return render(request, "dashboard/order_detail.html", _order_context(order_id))
+
+
+@require_GET
+def order_panel(request: HttpRequest, order_id: str) -> HttpResponse:
+    return render(request, "dashboard/_order_panel.html", _order_context(order_id))
+
+
+@staff_action
+def order_action(request: HttpRequest, order_id: str, kind: str, value: str) -> HttpResponse:
+    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    if order is None:
+        raise Http404("unknown order")
+    operator = request.user.get_username()
+    if kind == "retry" and value in ("inventory", "payment", "shipping"):
+        event = operations.request_retry(order, value, operator)
+    elif kind == "compensate" and value in ("refundPayment", "releaseInventory"):
+        event = operations.request_compensation(order, value, operator)
+    else:
+        raise Http404("unknown action")
+    text = f"Requested {event.type} ({value}); the outcome appears in the timeline."
+    if request.htmx:
+        return render(request, "dashboard/_flash.html", {"text": text, "event_id": event.event_id})
+    messages.success(request, text)
+    return redirect("order-page", order_id=order_id)
+
+
+# --- create an order ----------------------------------------------------------------
+
+@require_GET
+def new_order(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/order_new.html", {"skus": SKUS, "rows": range(4), "errors": []})
+
+
+@staff_action
+def create_order(request: HttpRequest) -> HttpResponse:
+    items = [
+        {"sku": sku, "qty": qty}
+        for sku, qty in zip(request.POST.getlist("sku"), request.POST.getlist("qty"))
+        if sku and qty.strip()
+    ]
+    try:
+        body = PlaceOrderRequest.model_validate({"items": items, "total": request.POST.get("total", "").strip()})
+    except ValidationError as exc:
+        return render(request, "dashboard/order_new.html",
+                      {"skus": SKUS, "rows": range(4), "errors": error_details(exc), "posted": request.POST},
+                      status=400)
+    placed = commands.place_order([i.model_dump() for i in body.items], body.total)
+    messages.success(request, f"Order {placed.order.order_id} created.")
+    return redirect("order-page", order_id=placed.order.order_id)
+
+
+# --- simulator controls -----------------------------------------------------------
+
+@require_GET
+def controls(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/controls.html", {
+        "stock": stock.all_stock(),
+        "payment": PaymentSimulator.current("payment_service"),
+        "shipping": ShippingSimulator.current("shipping_service"),
+    })
+
+
+def _number(value: str, kind: type, low: float, high: float) -> Any:
+    try:
+        number = kind(value)
+    except (ValueError, InvalidOperation):
+        raise ValueError(f"{value!r} is not a number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{value} is outside {low}..{high}")
+    return number
+
+
+@staff_action
+def set_stock(request: HttpRequest, sku: str) -> HttpResponse:
+    try:
+        stock.set_available(sku, _number(request.POST.get("available", ""), int, 0, 1_000_000_000))
+        messages.success(request, f"{sku}: stock set.")
+    except ValueError as exc:
+        messages.error(request, f"{sku}: {exc}")
+    return redirect("controls")
+
+
+@staff_action
+def set_payment_simulator(request: HttpRequest) -> HttpResponse:
+    try:
+        limit = request.POST.get("declineAbove", "").strip()
+        PaymentSimulator.configure("payment_service",
+                                   _number(limit, Decimal, 0, 10**12) if limit else None,
+                                   _number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
+        messages.success(request, "Payment simulator updated.")
+    except ValueError as exc:
+        messages.error(request, f"Payment simulator: {exc}")
+    return redirect("controls")
+
+
+@staff_action
+def set_shipping_simulator(request: HttpRequest) -> HttpResponse:
+    try:
+        ShippingSimulator.configure("shipping_service", request.POST.get("outage") == "on",
+                                    _number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
+        messages.success(request, "Shipping simulator updated.")
+    except ValueError as exc:
+        messages.error(request, f"Shipping simulator: {exc}")
+    return redirect("controls")
+
+
+# --- dead letters -------------------------------------------------------------------
+
+@require_GET
+def dead_letters(request: HttpRequest) -> HttpResponse:
+    rows = list(DeadLetter.objects.using(READ).order_by("-created_at", "-id")[:200])
+    for row in rows:
+        row.payload_text = json.dumps(row.payload, indent=2) if not isinstance(row.payload, str) else row.payload
+    return render(request, "dashboard/dlq.html", {"letters": rows, "max_replays": deadletters.MAX_REPLAYS})
+
+
+@staff_action
+def replay_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
+    corrected = None
+    edited = request.POST.get("event", "").strip()
+    try:
+        if edited:
+            corrected = json.loads(edited)
+        event = deadletters.replay(letter_id, corrected)
+        messages.success(request, f"Replayed {letter_id} as event {event.event_id} to {event.topic}.")
+    except json.JSONDecodeError as exc:
+        messages.error(request, f"{letter_id}: the edited event is not JSON ({exc}).")
+    except deadletters.ReplayRefused as exc:
+        messages.error(request, f"{letter_id}: replay refused: {exc}")
+    except LookupError:
+        raise Http404("no such dead letter") from None
+    return redirect("dlq")
