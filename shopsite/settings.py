@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "shopsite.events",
     "shopsite.ops",
+    "shopsite.dashboard",
     "orders",
     "inventory",
     "payment",

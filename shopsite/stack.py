@@ -635,8 +635,10 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = Path(__file__).resolve().parent.parent
     stack = Stack(config_from_env(os.environ, base_dir))
 
-    # SIGTERM (e.g. from a process manager) gets the same clean path as Ctrl-C.
+    # SIGTERM (e.g. from a process manager) gets the same clean path as Ctrl-C. SIGINT is set
+    # explicitly too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
             stack.start(timeout=args.timeout)

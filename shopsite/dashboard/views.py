@@ -97,13 +97,22 @@ def overview_panel(request: HttpRequest) -> HttpResponse:
 
 def _order_context(order_id: str) -> dict[str, Any]:
     row = OrderProjection.objects.using(READ).filter(pk=order_id).first()
-    if row is None:
-        raise Http404("order not in the read model (yet)")
-    document = row.as_document()
+    if row is not None:
+        return {
+            "order": row.as_document(),
+            "actions": available_actions(row.current_status, row.timeline),
+            "last_seq": max((e.get("seq") or 0 for e in row.timeline), default=0),
+        }
+    # Just created: the read model has not projected it yet. Show what the order
+    # service knows; the live stream fills the timeline in as soon as it is there.
+    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    if order is None:
+        raise Http404("no such order")
+    document = order.as_document()
     return {
-        "order": document,
-        "actions": available_actions(row.current_status, row.timeline),
-        "last_seq": max((e.get("seq") or 0 for e in row.timeline), default=0),
+        "order": {**document, "currentStatus": order.status, "timeline": [], "pending": True},
+        "actions": available_actions(order.status, []),
+        "last_seq": 0,
     }
 
 
