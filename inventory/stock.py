@@ -19,5 +19,11 @@ def set_available(sku: str, available: int) -> Stock:
     return row
 
 
+def _natural(sku: str) -> tuple:
+    """SKU-2 before SKU-10."""
+    prefix, _, number = sku.rpartition("-")
+    return (prefix, int(number)) if number.isdigit() else (sku, -1)
+
+
 def all_stock() -> list[Stock]:
-    return list(Stock.objects.using(ALIAS).order_by("sku"))
+    return sorted(Stock.objects.using(ALIAS).all(), key=lambda s: _natural(s.sku))
