@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv run test bench clean
+.PHONY: venv browser run test bench clean
 
 venv: $(STAMP)
 
@@ -18,10 +18,15 @@ $(STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	@touch $@
 
+# Browser tests drive Debian's Chromium through Playwright (launched by path);
+# never a browser download. Installed once, from the distribution's packages.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 run: $(STAMP)
 	$(PY) -m shopsite.stack
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -230,7 +230,11 @@ def set_shipping_simulator(request: HttpRequest) -> HttpResponse:
 @require_GET
 def dead_letters(request: HttpRequest) -> HttpResponse:
     rows = list(DeadLetter.objects.using(READ).order_by("-created_at", "-id")[:200])
+    # Link to an order only when it is one: a poison message's key can be anything.
+    known = set(OrderProjection.objects.using(READ).filter(pk__in={r.order_id for r in rows if r.order_id})
+                .values_list("pk", flat=True))
     for row in rows:
+        row.known_order = row.order_id in known
         row.payload_text = json.dumps(row.payload, indent=2) if not isinstance(row.payload, str) else row.payload
     return render(request, "dashboard/dlq.html", {"letters": rows, "max_replays": deadletters.MAX_REPLAYS})
 

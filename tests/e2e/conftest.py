@@ -306,6 +306,8 @@ def stack(request: pytest.FixtureRequest) -> Stack:
         kafka_bootstrap=None,
         force_embedded_redis=True,
         log_dir=artifacts / "logs",
+        # Short heartbeats so the stream tests see one without waiting 15 s.
+        extra_env={"SSE_HEARTBEAT_SECONDS": "1"},
     ))
     # Registered before start(): whatever happens from here on, every child is stopped by PID.
     request.addfinalizer(running.stop)
@@ -313,12 +315,15 @@ def stack(request: pytest.FixtureRequest) -> Stack:
     return running
 
 
+def manage(stack: Stack, *args: str) -> subprocess.CompletedProcess:
+    """Run a manage.py command against the running system."""
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=stack.env(),
+                          capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture(scope="session")
 def ops_token(stack: Stack) -> str:
-    proc = subprocess.run(
-        [sys.executable, "manage.py", "issue_ops_token", "e2e-operator"],
-        cwd=ROOT, env=stack.env(), capture_output=True, text=True, timeout=60,
-    )
+    proc = manage(stack, "issue_ops_token", "e2e-operator")
     assert proc.returncode == 0, f"issue_ops_token failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
     # stdout may also carry JSON log lines; the token is the last line that is not one.
     lines = [line.strip() for line in proc.stdout.splitlines() if line.strip() and not line.startswith("{")]
