@@ -76,11 +76,24 @@ def on_compensation_requested(event: Event, uow: UnitOfWork) -> None:
         return
     reservation = _locked(uow, event.order_id)
     if reservation is None or reservation.status != Reservation.RESERVED:
-        state = "already released" if reservation and reservation.status == Reservation.RELEASED else (
-            f"nothing reserved (inventory is {reservation.status if reservation else 'not attempted yet'})")
+        if reservation is not None and reservation.status == Reservation.RELEASED:
+            state = "already released"
+        elif reservation is not None and reservation.status == Reservation.SHIPPED:
+            state = "the order has shipped"
+        else:
+            state = f"nothing reserved (inventory is {reservation.status if reservation else 'not attempted yet'})"
         requests.refuse(uow, event, f"release refused: {state}")
         return
     _release(reservation, uow, cause=event)
+
+
+def on_order_shipped(event: Event, uow: UnitOfWork) -> None:
+    """Shipped goods are no longer ours to release."""
+    reservation = _locked(uow, event.order_id)
+    if reservation is not None and reservation.status == Reservation.RESERVED:
+        reservation.status = Reservation.SHIPPED
+        reservation.updated_at = datetime.now(timezone.utc)
+        reservation.save(using=uow.alias)
 
 
 def on_downstream_failure(event: Event, uow: UnitOfWork) -> None:
@@ -96,6 +109,7 @@ HANDLERS = {
     topics.ORDER_CREATED: on_order_created,
     topics.RETRY_REQUESTED: on_retry_requested,
     topics.COMPENSATION_REQUESTED: on_compensation_requested,
+    topics.ORDER_SHIPPED: on_order_shipped,
     topics.PAYMENT_FAILED: on_downstream_failure,
     topics.SHIPPING_FAILED: on_downstream_failure,
 }

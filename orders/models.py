@@ -42,7 +42,8 @@ class Order(models.Model):
 
 def public_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """History entry as the seed shows it ({type, at, details}) plus its eventId."""
-    return {"type": entry["type"], "at": entry["at"], "details": entry.get("details"), "eventId": entry["eventId"]}
+    return {"type": entry["type"], "at": entry["at"], "details": entry.get("details"), "eventId": entry["eventId"],
+            "causationId": entry.get("causationId")}
 
 
 class IdempotencyKey(models.Model):

@@ -49,7 +49,7 @@ class OrderProjection(models.Model):
 def public_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """A timeline entry as the API shows it (seed: {type, at, details}) plus its ids."""
     return {"type": entry["type"], "at": entry["at"], "details": entry.get("details", {}),
-            "eventId": entry["eventId"], "seq": entry.get("seq")}
+            "eventId": entry["eventId"], "causationId": entry.get("causationId"), "seq": entry.get("seq")}
 
 
 class DeadLetter(models.Model):

@@ -65,20 +65,29 @@ def on_retry_requested(event: Event, uow: UnitOfWork) -> None:
     _attempt(shipment, uow, cause=event)
 
 
-def on_payment_refunded(event: Event, uow: UnitOfWork) -> None:
-    """A refunded order must not ship later (e.g. through a shipping retry)."""
+def _cancel(event: Event, uow: UnitOfWork, reason: str) -> None:
+    """An order that is being compensated must not ship later (e.g. through a shipping retry)."""
     now = datetime.now(timezone.utc)
     shipment = Shipment.objects.using(uow.alias).select_for_update().filter(pk=event.order_id).first()
     if shipment is None:
         Shipment(order_id=event.order_id, correlation_id=event.correlation_id, status=Shipment.CANCELLED,
-                 reason="payment refunded", created_at=now, updated_at=now).save(using=uow.alias, force_insert=True)
+                 reason=reason, created_at=now, updated_at=now).save(using=uow.alias, force_insert=True)
     elif shipment.status == Shipment.FAILED:
-        shipment.status, shipment.reason, shipment.updated_at = Shipment.CANCELLED, "payment refunded", now
+        shipment.status, shipment.reason, shipment.updated_at = Shipment.CANCELLED, reason, now
         shipment.save(using=uow.alias)
+
+
+def on_payment_refunded(event: Event, uow: UnitOfWork) -> None:
+    _cancel(event, uow, "payment refunded")
+
+
+def on_inventory_released(event: Event, uow: UnitOfWork) -> None:
+    _cancel(event, uow, "stock released")
 
 
 HANDLERS = {
     topics.PAYMENT_AUTHORIZED: on_payment_authorized,
     topics.PAYMENT_REFUNDED: on_payment_refunded,
+    topics.INVENTORY_RELEASED: on_inventory_released,
     topics.RETRY_REQUESTED: on_retry_requested,
 }

@@ -209,7 +209,9 @@ class BatchProcessor:
 
     def _apply_with_retries(self, item: _Item) -> int:
         last_error: Exception | None = None
+        attempts = 0
         for attempt in range(self.retry.attempts):
+            attempts += 1
             try:
                 return self._apply([item])
             except PermanentHandlerError as exc:
@@ -223,7 +225,7 @@ class BatchProcessor:
                                    "eventId": item.event.event_id if item.event else None})
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff_seconds[min(attempt, len(self.retry.backoff_seconds) - 1)])
-        reason = f"handler failed after {self.retry.attempts} attempt(s): {type(last_error).__name__}: {last_error}"
+        reason = f"handler failed after {attempts} attempt(s): {type(last_error).__name__}: {last_error}"
         if item.message.topic() == topics.DEAD_LETTER:
             raise DeadLetterNotStored(reason)
         self.budget.check(1)

@@ -95,7 +95,7 @@ def test_a_permanent_error_is_dead_lettered_without_retries():
     BatchProcessor(spec, RetryPolicy(attempts=5, sleep=lambda _s: None)).process([message(Saga().created())])
     assert calls["n"] == 2  # the single-message batch, then one isolated attempt that is not retried
     (letter,) = outbox("readmodel", topics.DEAD_LETTER)
-    assert "PermanentHandlerError: no such order" in letter.payload.error
+    assert letter.payload.error == "handler failed after 1 attempt(s): PermanentHandlerError: no such order"
 
 
 def test_a_rolled_back_batch_leaves_no_partial_effects():

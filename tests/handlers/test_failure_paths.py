@@ -284,3 +284,26 @@ def test_a_dead_letter_that_cannot_be_stored_is_never_dead_lettered_again():
     with pytest.raises(DeadLetterNotStored):
         BatchProcessor(spec, RetryPolicy(attempts=2, sleep=lambda _s: None)).process([message(letter)])
     assert not outbox("readmodel", topics.DEAD_LETTER)
+
+
+def test_stock_of_a_shipped_order_cannot_be_released():
+    saga = Saga(items=[{"sku": "SKU-4", "qty": 2}])
+    created = saga.created()
+    deliver("inventory", [created])
+    saga.last = outbox("inventory", topics.INVENTORY_RESERVED)[0]
+    saga.authorized()
+    deliver("inventory", [saga.shipped(), compensate(saga, "releaseInventory")])
+    assert stock("SKU-4") == (998, 2)
+    assert refusals("inventory") == ["release refused: the order has shipped"]
+
+
+def test_released_stock_cancels_a_failed_shipment_so_a_retry_cannot_ship_it():
+    ShippingSimulator.objects.using("shipping_service").create(pk="default", outage=True)
+    saga = Saga()
+    saga.created(), saga.reserved()
+    deliver("shipping", [saga.authorized()])
+    released = saga.next(topics.INVENTORY_RELEASED, {"releasedItems": saga.items})
+    ShippingSimulator.objects.using("shipping_service").filter(pk="default").update(outage=False)
+    deliver("shipping", [released, retry(saga, "shipping")])
+    assert not outbox("shipping", topics.ORDER_SHIPPED)
+    assert refusals("shipping") == ["nothing to retry: shipping is CANCELLED"]
