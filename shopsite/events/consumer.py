@@ -16,6 +16,7 @@ offsets, metrics and errors, so handlers stay plain functions of
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,12 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import connections
 
 from shopsite.events import deadletter, metrics, relay, topics
 from shopsite.events.envelope import Event, InvalidEvent, decode
+from shopsite.events.kafka import MISSING_TOPIC_ERRORS, ensure_topics_soon, kafka_log
+from shopsite.events.lag import LagReporter
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
 from shopsite.jsonlog import log_context
@@ -155,6 +158,7 @@ class BatchProcessor:
 
     def _apply(self, items: Sequence[_Item]) -> int:
         outcomes: list[tuple[str, str]] = []
+        applied: list[tuple[_Item, float]] = []
         invalid = sum(1 for i in items if i.invalid is not None)
         self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
@@ -173,31 +177,46 @@ class BatchProcessor:
                 assert event is not None
                 key = ProcessedEvent.key(self.spec.name, event.event_id)
                 if key in seen:
-                    self._log_duplicate(event)
+                    self._log_duplicate(item)
                     outcomes.append((topic, "duplicate"))
                     continue
-                self._handle(event, uow)
+                applied.append((item, self._handle(item, uow)))
                 seen.add(key)
                 processed.append(ProcessedEvent(id=key, consumer=self.spec.name, event_id=event.event_id, at=now))
                 outcomes.append((topic, "ok"))
             ProcessedEvent.objects.using(self.alias).bulk_create(processed)
         self.budget.spend(invalid)
-        # Counted only once the transaction committed: a rolled-back batch is replayed and counted then.
+        # Counted and logged only once the transaction committed: a rolled-back
+        # batch is replayed, and counted and logged then.
         for topic, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, outcome).inc()
+            if outcome == "invalid":
+                metrics.DEAD_LETTERS.labels(self.spec.name, topic, "invalid").inc()
+        for item, seconds in applied:
+            self._log_applied(item, seconds)
         return len(uow.emitted)
 
-    def _handle(self, event: Event, uow: UnitOfWork) -> None:
+    def _handle(self, item: _Item, uow: UnitOfWork) -> float:
+        """Run the handler inside the event's log context; returns its duration in seconds."""
+        event = item.event
+        assert event is not None
         handler = self.spec.handlers[event.type]
-        with log_context(eventId=event.event_id, correlationId=event.correlation_id,
-                         causationId=event.causation_id, orderId=event.key, eventType=event.type):
+        with _event_log_context(event, item.message):
             started = time.perf_counter()
             handler(event, uow)
-            metrics.HANDLER_SECONDS.labels(self.spec.name, event.topic).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+        metrics.HANDLER_SECONDS.labels(self.spec.name, event.topic).observe(seconds)
+        return seconds
 
-    def _log_duplicate(self, event: Event) -> None:
-        with log_context(eventId=event.event_id, correlationId=event.correlation_id, orderId=event.key):
-            log.info("duplicate event skipped", extra={"consumer": self.spec.name, "eventType": event.type})
+    def _log_applied(self, item: _Item, seconds: float) -> None:
+        assert item.event is not None
+        with _event_log_context(item.event, item.message):
+            log.info("event applied", extra={"consumer": self.spec.name, "durationMs": round(seconds * 1000, 2)})
+
+    def _log_duplicate(self, item: _Item) -> None:
+        assert item.event is not None
+        with _event_log_context(item.event, item.message):
+            log.info("duplicate event skipped", extra={"consumer": self.spec.name})
 
     def _apply_with_retries(self, item: _Item) -> int:
         last_error: Exception | None = None
@@ -210,9 +229,9 @@ class BatchProcessor:
             except Exception as exc:  # retriable until the attempts run out
                 last_error = exc
                 metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "retried").inc()
-                log.warning("handler failed; will retry", exc_info=True,
-                            extra={"consumer": self.spec.name, "attempt": attempt + 1,
-                                   "eventId": item.event.event_id if item.event else None})
+                with self._item_log_context(item):
+                    log.warning("handler failed; will retry", exc_info=True,
+                                extra={"consumer": self.spec.name, "attempt": attempt + 1})
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff_seconds[min(attempt, len(self.retry.backoff_seconds) - 1)])
         reason = f"handler failed after {self.retry.attempts} attempt(s): {type(last_error).__name__}: {last_error}"
@@ -223,8 +242,14 @@ class BatchProcessor:
                                         event_id=item.event.event_id if item.event else None)
         self.budget.spend(1)
         metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "dead_lettered").inc()
-        log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
+        metrics.DEAD_LETTERS.labels(self.spec.name, item.message.topic(), "handler_error").inc()
+        with self._item_log_context(item):
+            log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
         return len(uow.emitted)
+
+    @staticmethod
+    def _item_log_context(item: _Item) -> contextlib.AbstractContextManager[None]:
+        return _event_log_context(item.event, item.message) if item.event else contextlib.nullcontext()
 
 
 class ServiceConsumer:
@@ -237,15 +262,23 @@ class ServiceConsumer:
         self.processor = BatchProcessor(spec)
 
     def run(self) -> None:
+        # A thread starts with an empty context: bind the service so every line
+        # this loop (and the relay it calls) writes says whose consumer it is.
+        with log_context(service=self.spec.name):
+            self._run()
+
+    def _run(self) -> None:
         from shopsite.events.kafka import new_consumer
 
         consumer = new_consumer(self.spec.group_id)
         consumer.subscribe(self.spec.topics)
+        lag = LagReporter(self.spec.group_id, self.spec.name)
         log.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics,
                                             "group": self.spec.group_id})
         try:
             while not self.stop.is_set():
                 messages = consumer.consume(num_messages=self.batch_size, timeout=0.2)
+                lag.maybe_report(consumer)
                 batch = [m for m in messages if self._usable(m)]
                 if not batch:
                     continue
@@ -255,7 +288,7 @@ class ServiceConsumer:
                 except DeadLetterLimitReached as exc:
                     self._hold(consumer, batch, exc)
                     continue
-                consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
+                self._commit(consumer, batch)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
                 if emitted:
                     relay.dispatch_pending(self.spec.service.alias)
@@ -263,6 +296,20 @@ class ServiceConsumer:
             consumer.close()  # leaves the group now instead of after the session timeout
             connections.close_all()
             log.info("consumer stopped", extra={"consumer": self.spec.name})
+
+    def _commit(self, consumer: Any, batch: Sequence[KafkaMessage]) -> None:
+        """Commit the batch's offsets; a failure only means redelivery, which processed_events absorbs.
+
+        The batch's effects are already committed locally, so a broker that is
+        down or a group that is rebalancing must not kill the loop: the next
+        commit covers these offsets, or the messages come again and are skipped
+        as duplicates.
+        """
+        try:
+            consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
+        except KafkaException as exc:
+            kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated)",
+                              extra={"consumer": self.spec.name, "kafka_error": str(exc)})
 
     def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: DeadLetterLimitReached) -> None:
         """Stop consuming for a while and come back to the same messages, uncommitted.
@@ -288,8 +335,12 @@ class ServiceConsumer:
         err = message.error()
         if err is None:
             return True
-        if err.code() != KafkaError._PARTITION_EOF:
-            log.warning("kafka consume error", extra={"consumer": self.spec.name, "kafka_error": str(err)})
+        if err.code() == KafkaError._PARTITION_EOF:
+            return False
+        kafka_log.warning("kafka consume error", extra={"consumer": self.spec.name, "kafka_error": str(err)})
+        if err.code() in MISSING_TOPIC_ERRORS:
+            # A broker that lost its topics (in-memory broker restarted, topic deleted): recreate them.
+            ensure_topics_soon()
         return False
 
 
@@ -309,3 +360,10 @@ def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
         tp = (m.topic(), m.partition())
         highest[tp] = max(highest.get(tp, -1), m.offset())
     return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+
+
+def _event_log_context(event: Event, message: KafkaMessage):  # type: ignore[no-untyped-def]
+    """Every line logged while one event is handled names the event, its saga and where it came from."""
+    return log_context(eventId=event.event_id, correlationId=event.correlation_id,
+                       causationId=event.causation_id, orderId=event.key, eventType=event.type,
+                       topic=message.topic(), partition=message.partition(), offset=message.offset())
