@@ -31,7 +31,8 @@ from django.db import connections
 
 from shopsite.events import deadletter, metrics, relay, topics
 from shopsite.events.envelope import Event, InvalidEvent, decode
-from shopsite.events.kafka import MISSING_TOPIC_ERRORS, ensure_topics_soon, kafka_log
+from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
+                                   new_consumer)
 from shopsite.events.lag import LagReporter
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
@@ -41,6 +42,8 @@ from shopsite.services import Service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, UnitOfWork], None]
+
+BROKER_PROBE_SECONDS = 1.0  # while every broker is down, how often the loop checks for one
 
 
 class PermanentHandlerError(Exception):
@@ -260,6 +263,7 @@ class ServiceConsumer:
         self.stop = stop
         self.batch_size = batch_size or settings.KAFKA_CONSUMER_BATCH
         self.processor = BatchProcessor(spec)
+        self._next_broker_probe = 0.0
 
     def run(self) -> None:
         # A thread starts with an empty context: bind the service so every line
@@ -268,10 +272,7 @@ class ServiceConsumer:
             self._run()
 
     def _run(self) -> None:
-        from shopsite.events.kafka import new_consumer
-
-        consumer = new_consumer(self.spec.group_id)
-        consumer.subscribe(self.spec.topics)
+        consumer, watch = self._join()
         lag = LagReporter(self.spec.group_id, self.spec.name)
         log.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics,
                                             "group": self.spec.group_id})
@@ -279,6 +280,8 @@ class ServiceConsumer:
             while not self.stop.is_set():
                 messages = consumer.consume(num_messages=self.batch_size, timeout=0.2)
                 lag.maybe_report(consumer)
+                if watch.lost.is_set():
+                    consumer, watch = self._recover_if_broker_returned(consumer, watch)
                 batch = [m for m in messages if self._usable(m)]
                 if not batch:
                     continue
@@ -293,9 +296,49 @@ class ServiceConsumer:
                 if emitted:
                     relay.dispatch_pending(self.spec.service.alias)
         finally:
-            consumer.close()  # leaves the group now instead of after the session timeout
+            try:
+                consumer.close()  # leaves the group now instead of after the session timeout
+            except RuntimeError:
+                pass  # already closed by a failed rejoin
             connections.close_all()
             log.info("consumer stopped", extra={"consumer": self.spec.name})
+
+    def _join(self) -> tuple[Any, BrokerWatch]:
+        # A watch per client: the errors an old client reports while closing must not flag its successor.
+        watch = BrokerWatch()
+        consumer = new_consumer(self.spec.group_id, watch)
+        consumer.subscribe(self.spec.topics)
+        return consumer, watch
+
+    def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> tuple[Any, BrokerWatch]:
+        """After every broker was unreachable: once one answers again, make sure the topics exist and rejoin.
+
+        A broker that lost its state (the embedded in-memory one after a
+        restart, or a rebuilt cluster) has no topics, no group and no committed
+        offsets; the old client keeps stale metadata and membership and may
+        never fetch again. A fresh client subscribes to recreated topics and
+        starts from the committed offsets, or from the beginning when there
+        are none; anything seen twice is skipped through processed_events.
+        """
+        now = time.monotonic()
+        if now < self._next_broker_probe:
+            return consumer, watch
+        self._next_broker_probe = now + BROKER_PROBE_SECONDS
+        try:
+            consumer.list_topics(timeout=1.0)
+        except KafkaException:
+            return consumer, watch  # still down
+        log.warning("broker reachable again; ensuring topics and rejoining the group",
+                    extra={"consumer": self.spec.name, "group": self.spec.group_id})
+        try:
+            ensure_topics(timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - the missing-topic path retries later
+            kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError):
+            pass  # the old membership may be unknown to the broker; nothing to leave
+        return self._join()
 
     def _commit(self, consumer: Any, batch: Sequence[KafkaMessage]) -> None:
         """Commit the batch's offsets; a failure only means redelivery, which processed_events absorbs.
@@ -308,7 +351,7 @@ class ServiceConsumer:
         try:
             consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
         except KafkaException as exc:
-            kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated)",
+            kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated): %s", exc,
                               extra={"consumer": self.spec.name, "kafka_error": str(exc)})
 
     def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: DeadLetterLimitReached) -> None:
@@ -337,7 +380,8 @@ class ServiceConsumer:
             return True
         if err.code() == KafkaError._PARTITION_EOF:
             return False
-        kafka_log.warning("kafka consume error", extra={"consumer": self.spec.name, "kafka_error": str(err)})
+        kafka_log.warning("kafka consume error: %s", err.str(), extra={"consumer": self.spec.name,
+                                                                        "kafka_error": str(err)})
         if err.code() in MISSING_TOPIC_ERRORS:
             # A broker that lost its topics (in-memory broker restarted, topic deleted): recreate them.
             ensure_topics_soon()

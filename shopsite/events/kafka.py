@@ -32,7 +32,8 @@ MISSING_TOPIC_ERRORS = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._
 
 
 def _log_client_error(err: KafkaError) -> None:
-    kafka_log.warning("kafka client error", extra={"kafka_error": str(err)})
+    # The error in the message, not only in a field: the log throttle tells repeats apart by message.
+    kafka_log.warning("kafka client error: %s", err.str(), extra={"kafka_error": str(err)})
 
 
 def base_config() -> dict[str, Any]:
@@ -94,8 +95,27 @@ def close_shared_producer(timeout: float = 10.0) -> int:
     return producer.flush(timeout) if producer is not None else 0
 
 
-def new_consumer(group_id: str) -> Consumer:
-    return Consumer(consumer_config(group_id))
+class BrokerWatch:
+    """A consumer's error_cb: logs client errors and notes when every broker was unreachable.
+
+    The consumer loop uses it to rejoin cleanly once the broker is back
+    (see ServiceConsumer._recover_if_broker_returned).
+    """
+
+    def __init__(self) -> None:
+        self.lost = threading.Event()
+
+    def __call__(self, err: KafkaError) -> None:
+        _log_client_error(err)
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.lost.set()
+
+
+def new_consumer(group_id: str, watch: BrokerWatch | None = None) -> Consumer:
+    config = consumer_config(group_id)
+    if watch is not None:
+        config["error_cb"] = watch
+    return Consumer(config)
 
 
 _ensure_lock = threading.Lock()
@@ -119,7 +139,7 @@ def ensure_topics_soon(timeout: float = 5.0) -> None:
     try:
         created = ensure_topics(timeout=timeout)
     except Exception as exc:  # broker still down: the next missing-topic error tries again
-        kafka_log.warning("could not ensure topics", extra={"kafka_error": str(exc)})
+        kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
         return
     if created:
         log.warning("recreated missing topics", extra={"topics": created})
