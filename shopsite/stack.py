@@ -286,6 +286,11 @@ class Stack:
     # ---- public API ------------------------------------------------------
 
     @property
+    def worker_groups(self) -> list[str]:
+        """One worker process per entry; a service deployed alone has one worker for itself."""
+        return [self.config.service] if self.config.service else list(self.config.worker_services)
+
+    @property
     def _suffix(self) -> str:
         # Services deployed alone may share a var dir (their SQLite files live
         # side by side); their metrics and beat schedule must not.
@@ -467,7 +472,7 @@ class Stack:
             ("daphne", [py, "-m", "shopsite.web", "-v", "0", "-b", LOCALHOST, "-p", str(self.port),
                         "shopsite.asgi:application"]),
         ]  # fmt: skip
-        for n, services in enumerate(self.config.worker_services):
+        for n, services in enumerate(self.worker_groups):
             cmds.append(
                 (
                     f"worker-{n}",
@@ -720,7 +725,7 @@ def _stop_uninterruptibly(stack: Stack) -> None:
 def _print_banner(stack: Stack, infra_only: bool = False) -> None:
     kafka = f"{stack.kafka_bootstrap} ({'embedded tansu, in-memory' if stack.kafka_embedded else 'external'})"
     redis = f"{stack.redis_url} ({'embedded redis-server' if stack.redis_embedded else 'external'})"
-    workers = ", ".join(f"worker-{n}: {s}" for n, s in enumerate(stack.config.worker_services))
+    workers = ", ".join(f"worker-{n}: {s}" for n, s in enumerate(stack.worker_groups))
     if infra_only:
         head = ["  shopsite infrastructure is running; start services with:",
                 f"  KAFKA_BOOTSTRAP_SERVERS={stack.kafka_bootstrap} REDIS_URL={stack.redis_url} \\",

@@ -59,6 +59,7 @@ class _Broker:
         self._lock = threading.Lock()
         self._admin: Any = None
         self._failures = 0
+        self._bootstrap = ""
 
     def _client(self) -> Any:
         from confluent_kafka.admin import AdminClient
@@ -66,7 +67,9 @@ class _Broker:
         from shopsite.events.kafka import base_config
 
         with self._lock:
-            if self._admin is None or self._failures >= REBUILD_AFTER_FAILURES:
+            if (self._admin is None or self._failures >= REBUILD_AFTER_FAILURES
+                    or self._bootstrap != settings.KAFKA_BOOTSTRAP_SERVERS):
+                self._bootstrap = settings.KAFKA_BOOTSTRAP_SERVERS
                 config = {k: v for k, v in base_config().items() if k != "error_cb"}  # failures are reported here
                 self._admin = AdminClient({**config, "socket.connection.setup.timeout.ms": 2000,
                                            "reconnect.backoff.ms": 100, "reconnect.backoff.max.ms": 1000})
