@@ -406,7 +406,7 @@ def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
 
-def _event_log_context(event: Event, message: KafkaMessage):  # type: ignore[no-untyped-def]
+def _event_log_context(event: Event, message: KafkaMessage) -> contextlib.AbstractContextManager[None]:
     """Every line logged while one event is handled names the event, its saga and where it came from."""
     return log_context(eventId=event.event_id, correlationId=event.correlation_id,
                        causationId=event.causation_id, orderId=event.key, eventType=event.type,

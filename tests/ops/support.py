@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -54,7 +55,7 @@ def place_order(http: httpx.Client, sku: str, qty: int = 1, total: float = 10) -
 
 def query(stack: Stack, alias: str, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
     path = stack.config.var_dir / f"{alias}.sqlite3"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
         return conn.execute(sql, tuple(params)).fetchall()
 
 
@@ -65,8 +66,8 @@ def statuses(stack: Stack, order_ids: list[str]) -> dict[str, str]:
 
 def wait_all_shipped(stack: Stack, order_ids: list[str], timeout: float) -> None:
     def shipped() -> bool:
-        return set(statuses(stack, order_ids).values()) == {"SHIPPED"} and len(statuses(stack, order_ids)) == len(
-            order_ids)
+        found = statuses(stack, order_ids)
+        return len(found) == len(order_ids) and set(found.values()) == {"SHIPPED"}
 
     try:
         wait_for(shipped, timeout, f"{len(order_ids)} orders to reach SHIPPED", interval=0.5)
