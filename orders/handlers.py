@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Any
+
+from django.db import transaction
 
 from orders.models import Order
 from shopsite.events import lifecycle, metrics, topics
@@ -28,7 +31,7 @@ def record_event(event: Event, uow: UnitOfWork) -> None:
         return
     folded = lifecycle.fold(history)
     if event.event_id in folded.ignored:
-        metrics.ILLEGAL_TRANSITIONS.labels("orders", event.type).inc()
+        transaction.on_commit(lambda: metrics.ILLEGAL_TRANSITIONS.labels("orders", event.type).inc(), using=uow.alias)
         log.warning("event recorded but not applied: illegal transition",
                     extra={"from": order.status, "eventType": event.type})
     previous = order.status
@@ -37,8 +40,26 @@ def record_event(event: Event, uow: UnitOfWork) -> None:
     order.updated_at = datetime.now(timezone.utc)
     order.save(using=uow.alias, update_fields=["history", "status", "updated_at"])
     if folded.status != previous and folded.status in lifecycle.TERMINAL_STATUSES:
-        elapsed = (event.timestamp - order.created_at).total_seconds()
-        metrics.SAGA_SECONDS.labels(folded.status).observe(max(elapsed, 0.0))
+        reached = _reached_at(history, folded) or event.timestamp
+        elapsed = max((reached - order.created_at).total_seconds(), 0.0)
+        # Observed only if the transaction commits: a batch that rolls back is
+        # replayed, and observing here would count the same saga twice.
+        transaction.on_commit(lambda: metrics.SAGA_SECONDS.labels(folded.status).observe(elapsed), using=uow.alias)
+        log.info("order reached a terminal status", extra={"status": folded.status, "sagaSeconds": round(elapsed, 3)})
+
+
+def _reached_at(history: list[dict[str, Any]], folded: lifecycle.Folded) -> datetime | None:
+    """Event time of the entry that moved the order into its current status.
+
+    Not necessarily the event being handled: when events arrive out of causal
+    order, the late one completes the chain and an earlier-stamped entry
+    (e.g. OrderShipped) is the one that reached the status.
+    """
+    for entry in reversed(history):
+        transition = lifecycle.TRANSITIONS.get(entry["type"])
+        if transition and transition[1] == folded.status and entry["eventId"] not in folded.ignored:
+            return datetime.fromisoformat(entry["at"])
+    return None
 
 
 HANDLERS = {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,7 +15,10 @@ from shopsite.events import lifecycle
 from shopsite.events.schemas import LineItem, Money
 from shopsite.events.schemas import CompensationRequested, RetryRequested
 from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.jsonlog import bind
 from shopsite.ops.auth import ops_endpoint
+
+log = logging.getLogger(__name__)
 
 
 class PlaceOrderRequest(BaseModel):
@@ -39,6 +43,8 @@ def create_order(request: HttpRequest) -> JsonResponse:
     except commands.IdempotencyConflict:
         return json_error(422, "Idempotency-Key was already used with a different body")
     order = placed.order
+    bind(orderId=order.order_id, correlationId=order.correlation_id)
+    log.info("order placed" if placed.created else "order replayed for its Idempotency-Key")
     # A replayed key answers exactly like the first request did (same status
     # code), and says so in a header, as payment APIs do.
     response = JsonResponse(
@@ -54,6 +60,7 @@ def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
     if order is None:
         return json_error(404, f"order {order_id} not found")
+    bind(orderId=order.order_id, correlationId=order.correlation_id)
     at = request.GET.get("at")
     if not at:
         return JsonResponse(order.as_document())

@@ -12,6 +12,7 @@ from readmodel.pagination import after_cursor, encode_cursor
 from shopsite.events import lifecycle
 from shopsite.events.deadletter import REPLAY_COUNT_HEADER
 from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.jsonlog import bind
 from shopsite.ops.auth import ops_endpoint
 
 ALIAS = "read_model_service"
@@ -48,6 +49,7 @@ def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     row = OrderProjection.objects.using(ALIAS).filter(pk=order_id).first()
     if row is None:
         return json_error(404, f"order {order_id} not in the read model (yet)")
+    bind(orderId=row.order_id, correlationId=row.correlation_id or None)
     return JsonResponse(row.as_document())
 
 

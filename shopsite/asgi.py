@@ -8,16 +8,26 @@ django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up: consumers import models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from readmodel.streams import OrderListStream, TimelineHtmlStream, TimelineStream  # noqa: E402
+from shopsite.services import SERVICES  # noqa: E402
+
+_served = {s.name for s in settings.SERVED_SERVICES}
+streams = []
+if "readmodel" in _served:
+    streams.append(path("api/read/orders/<str:order_id>/stream", TimelineStream.as_asgi()))
+if len(_served) == len(SERVICES):  # the dashboard's own streams, like its pages (shopsite/urls.py)
+    streams += [
+        path("live/orders/<str:order_id>", TimelineHtmlStream.as_asgi()),
+        path("live/orders", OrderListStream.as_asgi()),
+    ]
 
 application = ProtocolTypeRouter({
     "http": URLRouter([
-        path("api/read/orders/<str:order_id>/stream", TimelineStream.as_asgi()),
-        path("live/orders/<str:order_id>", TimelineHtmlStream.as_asgi()),
-        path("live/orders", OrderListStream.as_asgi()),
+        *streams,
         # Static files (htmx, admin CSS) straight from the installed apps: one process to run.
         # Behind a real proxy/CDN, serve `collectstatic` output there instead.
         re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),

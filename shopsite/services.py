@@ -6,6 +6,7 @@ check) reads, so adding a service is a one-line change.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -14,14 +15,15 @@ class Service:
     name: str  # short name used on the command line: --services=orders,payment
     app_label: str
     alias: str  # database alias, named as in the seed
+    web_port: int  # its web port when deployed alone, as in the seed
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("orders", "orders", "order_service"),
-    Service("inventory", "inventory", "inventory_service"),
-    Service("payment", "payment", "payment_service"),
-    Service("shipping", "shipping", "shipping_service"),
-    Service("readmodel", "readmodel", "read_model_service"),
+    Service("orders", "orders", "order_service", 4001),
+    Service("inventory", "inventory", "inventory_service", 4002),
+    Service("payment", "payment", "payment_service", 4003),
+    Service("shipping", "shipping", "shipping_service", 4004),
+    Service("readmodel", "readmodel", "read_model_service", 4005),
 )
 
 SERVICE_ALIASES: tuple[str, ...] = tuple(s.alias for s in SERVICES)
@@ -39,3 +41,23 @@ def parse_service_names(spec: str) -> list[Service]:
     if unknown:
         raise ValueError(f"unknown service(s) {unknown}; known: {sorted(BY_NAME)}")
     return [BY_NAME[n] for n in names]
+
+
+def served_services(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Service]:
+    """The services this process serves: SHOPSITE_SERVICE (e.g. "orders"), else all of them.
+
+    Set for a per-service deployment: the web process then routes only that
+    service's endpoints, /health checks only its database, and beat sweeps
+    only its outbox.
+    """
+    env = os.environ if environ is None else environ
+    return parse_service_names(env.get("SHOPSITE_SERVICE", ""))
+
+
+def task_queue(service: Service) -> str:
+    """The Celery queue of a service's outbox tasks, consumed only by workers running that service.
+
+    Per-service deployments share Redis; a worker must never be handed
+    another service's outbox, whose database it may not be able to reach.
+    """
+    return f"outbox.{service.name}"

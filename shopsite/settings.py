@@ -6,10 +6,13 @@ environment; defaults are the embedded ones that `make run` provides.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from shopsite.databases import configured_databases
+from shopsite.services import served_services
+
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHOPSITE_VAR_DIR", BASE_DIR / "var"))
@@ -39,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so its latency and status cover everything below it.
+    "shopsite.ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -48,6 +53,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# Per-service deployment: SHOPSITE_SERVICE=orders serves only the order
+# service's endpoints, checks only its database, sweeps only its outbox.
+SERVED_SERVICES = served_services()
+SHOPSITE_SERVICE = os.environ.get("SHOPSITE_SERVICE", "")
 
 ROOT_URLCONF = "shopsite.urls"
 ASGI_APPLICATION = "shopsite.asgi.application"
@@ -105,13 +115,19 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2"))
+# Outbox tasks go to their service's queue (outbox.<service>), consumed only by
+# workers running that service: see shopsite/services.py task_queue.
+CELERY_TASK_ROUTES = ("shopsite.events.tasks.route_task",)
+# One sweep per served service (all of them unless SHOPSITE_SERVICE names one).
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outboxes": {
-        "task": "shopsite.events.tasks.sweep_outboxes",
+    f"sweep-outbox-{service.name}": {
+        "task": "shopsite.events.tasks.sweep_outbox",
         "schedule": OUTBOX_SWEEP_SECONDS,
+        "args": (service.alias,),
         # A sweep that waited longer than its period is superseded by the next.
         "options": {"expires": OUTBOX_SWEEP_SECONDS * 2},
-    },
+    }
+    for service in SERVED_SERVICES
 }
 
 CHANNEL_LAYERS = {
@@ -123,15 +139,28 @@ CHANNEL_LAYERS = {
 
 # --- Logging: one JSON object per line on stdout -----------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+# Loggers that repeat themselves at INFO without telling an operator anything
+# (a line per task run, per beat tick); their warnings still come through.
+_QUIET_AT_INFO = ["celery.app.trace", "celery.worker.strategy", "celery.beat", "django.db.backends"]
+_LEVEL_NO = logging.getLevelName(LOG_LEVEL)
+_QUIET_LEVEL = logging.getLevelName(max(_LEVEL_NO if isinstance(_LEVEL_NO, int) else logging.INFO, logging.WARNING))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "shopsite.jsonlog.JsonFormatter"}},
+    "filters": {"throttle": {"()": "shopsite.jsonlog.RepeatThrottle", "seconds": 10.0}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        "daphne": {"level": "WARNING"},
+        **{name: {"level": _QUIET_LEVEL} for name in _QUIET_AT_INFO},
+        # The HTTP middleware writes one access line per request with route, status and
+        # latency; Django's own "Not Found: /path" warnings would only repeat it.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},
+        # librdkafka and our Kafka client errors repeat many times a second during an outage.
+        "librdkafka": {"filters": ["throttle"]},
+        "shopsite.kafka": {"filters": ["throttle"]},
+        "shopsite.ops.health": {"filters": ["throttle"]},
     },
 }
 

@@ -60,6 +60,9 @@ class StackConfig:
     worker_services: list[str] = field(default_factory=lambda: list(DEFAULT_WORKER_SERVICES))
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Run one service alone (per-service deployment): its endpoints, consumers,
+    # outbox sweep and database only. None = all five in one system.
+    service: str | None = None
 
 
 # --------------------------------------------------------------------------
@@ -126,17 +129,28 @@ def redis_server_binary() -> Path:
     return path
 
 
-def config_from_env(environ: dict[str, str] | os._Environ[str], base_dir: Path) -> StackConfig:
+def config_from_env(environ: dict[str, str] | os._Environ[str], base_dir: Path,
+                    service: str | None = None) -> StackConfig:
     var_dir = Path(environ.get("SHOPSITE_VAR_DIR") or base_dir / "var")
     log_dir = environ.get("SHOPSITE_LOG_DIR")
+    service = service or environ.get("SHOPSITE_SERVICE") or None
+    if service is not None:
+        from shopsite.services import BY_NAME  # Django-free table
+
+        if service not in BY_NAME:
+            raise ValueError(f"unknown service {service!r}; known: {', '.join(BY_NAME)}")
+        default_port, workers = BY_NAME[service].web_port, [service]
+    else:
+        default_port, workers = 8000, parse_workers(environ.get("SHOPSITE_WORKERS"))
     return StackConfig(
         base_dir=base_dir,
         var_dir=var_dir,
-        port=int(environ.get("PORT") or 8000),
+        port=int(environ.get("PORT") or default_port),
         kafka_bootstrap=environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         redis_url=environ.get("REDIS_URL") or None,
-        worker_services=parse_workers(environ.get("SHOPSITE_WORKERS")),
+        worker_services=workers,
         log_dir=Path(log_dir) if log_dir else None,
+        service=service,
     )
 
 
@@ -272,8 +286,19 @@ class Stack:
     # ---- public API ------------------------------------------------------
 
     @property
+    def worker_groups(self) -> list[str]:
+        """One worker process per entry; a service deployed alone has one worker for itself."""
+        return [self.config.service] if self.config.service else list(self.config.worker_services)
+
+    @property
+    def _suffix(self) -> str:
+        # Services deployed alone may share a var dir (their SQLite files live
+        # side by side); their metrics and beat schedule must not.
+        return f"-{self.config.service}" if self.config.service else ""
+
+    @property
     def prometheus_dir(self) -> Path:
-        return self.config.var_dir / "prometheus"
+        return self.config.var_dir / f"prometheus{self._suffix}"
 
     def env(self) -> dict[str, str]:
         if not self._infra_started:
@@ -289,6 +314,10 @@ class Stack:
             PROMETHEUS_MULTIPROC_DIR=str(self.prometheus_dir),
             PYTHONUNBUFFERED="1",
         )
+        if self.config.service:
+            env["SHOPSITE_SERVICE"] = self.config.service
+        else:
+            env.pop("SHOPSITE_SERVICE", None)
         return env
 
     def _app_env(self, name: str) -> dict[str, str]:
@@ -434,19 +463,25 @@ class Stack:
             self._atexit_registered = True
 
     def _app_commands(self) -> list[tuple[str, list[str]]]:
+        # Every one of these writes JSON lines only: daphne's text access log is
+        # off (-v 0; our middleware logs each request), Celery's banners are off
+        # (--quiet), and log levels come from LOG_LEVEL, not from --loglevel.
+        # shopsite.web is daphne (same arguments) that drains requests on SIGTERM.
         py = sys.executable
-        cmds = [("daphne", [py, "-m", "daphne", "-b", LOCALHOST, "-p", str(self.port), "shopsite.asgi:application"])]
-        for n, services in enumerate(self.config.worker_services):
+        cmds = [
+            ("daphne", [py, "-m", "shopsite.web", "-v", "0", "-b", LOCALHOST, "-p", str(self.port),
+                        "shopsite.asgi:application"]),
+        ]  # fmt: skip
+        for n, services in enumerate(self.worker_groups):
             cmds.append(
                 (
                     f"worker-{n}",
                     [
-                        py, "-m", "celery", "-A", "shopsite", "worker",
+                        py, "-m", "celery", "-A", "shopsite", "--quiet", "worker",
                         f"--services={services}",
                         "--pool=threads", "--concurrency=4",
-                        f"--hostname=worker{n}@%h",
+                        f"--hostname=worker{n}{self._suffix}@%h",
                         "--without-gossip", "--without-mingle",
-                        "--loglevel=INFO",
                     ],
                 )
             )  # fmt: skip
@@ -454,9 +489,8 @@ class Stack:
             (
                 "beat",
                 [
-                    py, "-m", "celery", "-A", "shopsite", "beat",
-                    f"--schedule={self.config.var_dir / 'celerybeat-schedule'}",
-                    "--loglevel=INFO",
+                    py, "-m", "celery", "-A", "shopsite", "--quiet", "beat",
+                    f"--schedule={self.config.var_dir / f'celerybeat-schedule{self._suffix}'}",
                 ],
             )
         )  # fmt: skip
@@ -526,6 +560,17 @@ class Stack:
                 pass
             if child.reader is not None:
                 child.reader.join(timeout=2)
+            if child.tier == _TIER_APP:
+                self._drop_live_gauges(child.pid)
+
+    def _drop_live_gauges(self, pid: int) -> None:
+        """What prometheus_client's mark_process_dead does, for a child that may not have done it itself.
+
+        A worker killed by SIGKILL cannot clean up after itself; without this
+        its last "live" gauge values (e.g. consumer paused) would be reported forever.
+        """
+        for path in self.prometheus_dir.glob(f"gauge_live*_{pid}.db"):
+            path.unlink(missing_ok=True)
 
     def _run_command(self, command: str, deadline: float) -> None:
         argv = [sys.executable, "manage.py", command]
@@ -534,7 +579,7 @@ class Stack:
             proc = subprocess.run(
                 argv,
                 cwd=self.config.base_dir,
-                env=self.env(),
+                env=self._app_env(command),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -630,10 +675,17 @@ def main(argv: list[str] | None = None) -> int:
         '(e.g. "orders,inventory;payment,shipping,readmodel"), SHOPSITE_LOG_DIR.',
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the system to be ready")
+    parser.add_argument("--service", choices=["orders", "inventory", "payment", "shipping", "readmodel"],
+                        help="run this one service alone: its web port (PORT, default 4001..4005), consumers, "
+                        "outbox sweep and database; point KAFKA_BOOTSTRAP_SERVERS and REDIS_URL at the broker "
+                        "and Redis the other services use")
+    parser.add_argument("--infra", action="store_true",
+                        help="start only the broker and Redis (embedded unless given) and print their addresses, "
+                        "for services started separately with --service")
     args = parser.parse_args(argv)
 
     base_dir = Path(__file__).resolve().parent.parent
-    stack = Stack(config_from_env(os.environ, base_dir))
+    stack = Stack(config_from_env(os.environ, base_dir, service=args.service))
 
     # SIGTERM (e.g. from a process manager) gets the same clean path as Ctrl-C. SIGINT is set
     # explicitly too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
@@ -641,11 +693,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
-            stack.start(timeout=args.timeout)
+            if args.infra:
+                stack.start_infrastructure(timeout=args.timeout)
+            else:
+                stack.start(timeout=args.timeout)
         except RuntimeError as exc:
             print(f"\nshopsite: failed to start:\n{exc}", file=sys.stderr, flush=True)
             return 1
-        _print_banner(stack)
+        _print_banner(stack, infra_only=args.infra)
         while True:
             dead = stack.dead_children()
             if dead:
@@ -669,17 +724,25 @@ def _stop_uninterruptibly(stack: Stack) -> None:
     stack.stop()
 
 
-def _print_banner(stack: Stack) -> None:
+def _print_banner(stack: Stack, infra_only: bool = False) -> None:
     kafka = f"{stack.kafka_bootstrap} ({'embedded tansu, in-memory' if stack.kafka_embedded else 'external'})"
     redis = f"{stack.redis_url} ({'embedded redis-server' if stack.redis_embedded else 'external'})"
-    workers = ", ".join(f"worker-{n}: {s}" for n, s in enumerate(stack.config.worker_services))
+    workers = ", ".join(f"worker-{n}: {s}" for n, s in enumerate(stack.worker_groups))
+    if infra_only:
+        head = ["  shopsite infrastructure is running; start services with:",
+                f"  KAFKA_BOOTSTRAP_SERVERS={stack.kafka_bootstrap} REDIS_URL={stack.redis_url} \\",
+                "    python -m shopsite.stack --service orders   (and inventory, payment, shipping, readmodel)"]
+    elif stack.config.service:
+        head = [f"  shopsite service {stack.config.service!r} is running:  http://{LOCALHOST}:{stack.port}/health"]
+    else:
+        head = [f"  shopsite is running:  dashboard  http://{LOCALHOST}:{stack.port}/"]
     lines = [
         "",
         "=" * 72,
-        f"  shopsite is running:  dashboard  http://{LOCALHOST}:{stack.port}/",
+        *head,
         f"  kafka      {kafka}",
         f"  redis      {redis}",
-        f"  workers    {workers}",
+        *([] if infra_only else [f"  workers    {workers}"]),
         f"  var dir    {stack.config.var_dir}",
         "  Ctrl-C stops everything.",
         "=" * 72,

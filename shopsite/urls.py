@@ -1,6 +1,16 @@
+"""URLs, grouped by the service that owns them.
+
+A process serves the groups of settings.SERVED_SERVICES: all of them by
+default, one when it runs as a single service (SHOPSITE_SERVICE=orders).
+/health and /metrics are served by every process; the dashboard and the
+admin only by the all-in-one process, since they read and act on every
+service's tables. The SSE streams are routed in shopsite/asgi.py.
+"""
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 import inventory.views
 import orders.views
@@ -9,9 +19,46 @@ import readmodel.views
 import shipping.views
 from shopsite.dashboard import views as dashboard
 from shopsite.ops import views as ops_views
+from shopsite.services import SERVICES
 
-urlpatterns = [
-    # dashboard (server-rendered, htmx, live over SSE: see shopsite/asgi.py for the streams)
+COMMON: list[URLPattern | URLResolver] = [
+    path("health", ops_views.health, name="health"),
+    path("metrics", ops_views.metrics, name="metrics"),
+]
+
+BY_SERVICE: dict[str, list[URLPattern | URLResolver]] = {
+    "orders": [
+        # command side
+        path("api/orders", orders.views.create_order, name="create-order"),
+        path("api/orders/<str:order_id>", orders.views.order_detail, name="order-detail"),
+        path("api/ops/orders/<str:order_id>/retry", orders.views.retry_step, name="ops-retry"),
+        path("api/ops/orders/<str:order_id>/compensate", orders.views.compensate, name="ops-compensate"),
+    ],
+    "inventory": [
+        path("api/ops/inventory", inventory.views.stock_list, name="ops-stock"),
+        path("api/ops/inventory/<str:sku>", inventory.views.stock_detail, name="ops-stock-sku"),
+        path("api/ops/reservations/<str:order_id>", inventory.views.reservation_detail, name="ops-reservation"),
+    ],
+    "payment": [
+        path("api/ops/payments/<str:order_id>", payment.views.payment_detail, name="ops-payment"),
+        path("api/ops/simulators/payment", payment.views.simulator, name="ops-sim-payment"),
+    ],
+    "shipping": [
+        path("api/ops/shipments/<str:order_id>", shipping.views.shipment_detail, name="ops-shipment"),
+        path("api/ops/simulators/shipping", shipping.views.simulator, name="ops-sim-shipping"),
+    ],
+    "readmodel": [
+        # query side
+        path("api/read/orders", readmodel.views.order_list, name="read-order-list"),
+        path("api/read/orders/<str:order_id>", readmodel.views.order_detail, name="read-order-detail"),
+        path("api/ops/dlq", readmodel.views.dead_letter_list, name="ops-dlq"),
+        path("api/ops/dlq/<str:letter_id>/replay", readmodel.views.dead_letter_replay, name="ops-dlq-replay"),
+    ],
+}
+assert set(BY_SERVICE) == {s.name for s in SERVICES}, "every service needs its URL group"
+
+# The operations dashboard (server-rendered, htmx, live over SSE).
+DASHBOARD: list[URLPattern | URLResolver] = [
     path("", dashboard.order_list, name="dashboard"),
     path("overview", dashboard.overview_panel, name="overview"),
     path("orders/new", dashboard.new_order, name="new-order"),
@@ -28,24 +75,11 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("health", ops_views.health, name="health"),
-    path("metrics", ops_views.metrics, name="metrics"),
-    # order service (command side)
-    path("api/orders", orders.views.create_order, name="create-order"),
-    path("api/orders/<str:order_id>", orders.views.order_detail, name="order-detail"),
-    # read model (query side)
-    path("api/read/orders", readmodel.views.order_list, name="read-order-list"),
-    path("api/read/orders/<str:order_id>", readmodel.views.order_detail, name="read-order-detail"),
-    # operators
-    path("api/ops/inventory", inventory.views.stock_list, name="ops-stock"),
-    path("api/ops/inventory/<str:sku>", inventory.views.stock_detail, name="ops-stock-sku"),
-    path("api/ops/reservations/<str:order_id>", inventory.views.reservation_detail, name="ops-reservation"),
-    path("api/ops/payments/<str:order_id>", payment.views.payment_detail, name="ops-payment"),
-    path("api/ops/shipments/<str:order_id>", shipping.views.shipment_detail, name="ops-shipment"),
-    path("api/ops/orders/<str:order_id>/retry", orders.views.retry_step, name="ops-retry"),
-    path("api/ops/orders/<str:order_id>/compensate", orders.views.compensate, name="ops-compensate"),
-    path("api/ops/dlq", readmodel.views.dead_letter_list, name="ops-dlq"),
-    path("api/ops/dlq/<str:letter_id>/replay", readmodel.views.dead_letter_replay, name="ops-dlq-replay"),
-    path("api/ops/simulators/payment", payment.views.simulator, name="ops-sim-payment"),
-    path("api/ops/simulators/shipping", shipping.views.simulator, name="ops-sim-shipping"),
 ]
+
+_served = [s.name for s in settings.SERVED_SERVICES]
+urlpatterns: list[URLPattern | URLResolver] = list(COMMON)
+if len(_served) == len(SERVICES):
+    urlpatterns += DASHBOARD
+for _name in _served:
+    urlpatterns += BY_SERVICE[_name]

@@ -16,6 +16,7 @@ offsets, metrics and errors, so handlers stay plain functions of
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,12 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import connections
 
 from shopsite.events import deadletter, metrics, relay, topics
 from shopsite.events.envelope import Event, InvalidEvent, decode
+from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
+                                   new_consumer)
+from shopsite.events.lag import LagReporter
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
 from shopsite.jsonlog import log_context
@@ -38,6 +42,8 @@ from shopsite.services import Service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event, UnitOfWork], None]
+
+BROKER_PROBE_SECONDS = 1.0  # while every broker is down, how often the loop checks for one
 
 
 class PermanentHandlerError(Exception):
@@ -163,6 +169,7 @@ class BatchProcessor:
 
     def _apply(self, items: Sequence[_Item]) -> int:
         outcomes: list[tuple[str, str]] = []
+        applied: list[tuple[_Item, float]] = []
         invalid = sum(1 for i in items if i.invalid is not None)
         self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
@@ -181,31 +188,46 @@ class BatchProcessor:
                 assert event is not None
                 key = ProcessedEvent.key(self.spec.name, event.event_id)
                 if key in seen:
-                    self._log_duplicate(event)
+                    self._log_duplicate(item)
                     outcomes.append((topic, "duplicate"))
                     continue
-                self._handle(event, uow)
+                applied.append((item, self._handle(item, uow)))
                 seen.add(key)
                 processed.append(ProcessedEvent(id=key, consumer=self.spec.name, event_id=event.event_id, at=now))
                 outcomes.append((topic, "ok"))
             ProcessedEvent.objects.using(self.alias).bulk_create(processed)
         self.budget.spend(invalid)
-        # Counted only once the transaction committed: a rolled-back batch is replayed and counted then.
+        # Counted and logged only once the transaction committed: a rolled-back
+        # batch is replayed, and counted and logged then.
         for topic, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, outcome).inc()
+            if outcome == "invalid":
+                metrics.DEAD_LETTERS.labels(self.spec.name, topic, "invalid").inc()
+        for item, seconds in applied:
+            self._log_applied(item, seconds)
         return len(uow.emitted)
 
-    def _handle(self, event: Event, uow: UnitOfWork) -> None:
+    def _handle(self, item: _Item, uow: UnitOfWork) -> float:
+        """Run the handler inside the event's log context; returns its duration in seconds."""
+        event = item.event
+        assert event is not None
         handler = self.spec.handlers[event.type]
-        with log_context(eventId=event.event_id, correlationId=event.correlation_id,
-                         causationId=event.causation_id, orderId=event.key, eventType=event.type):
+        with _event_log_context(event, item.message):
             started = time.perf_counter()
             handler(event, uow)
-            metrics.HANDLER_SECONDS.labels(self.spec.name, event.topic).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+        metrics.HANDLER_SECONDS.labels(self.spec.name, event.topic).observe(seconds)
+        return seconds
 
-    def _log_duplicate(self, event: Event) -> None:
-        with log_context(eventId=event.event_id, correlationId=event.correlation_id, orderId=event.key):
-            log.info("duplicate event skipped", extra={"consumer": self.spec.name, "eventType": event.type})
+    def _log_applied(self, item: _Item, seconds: float) -> None:
+        assert item.event is not None
+        with _event_log_context(item.event, item.message):
+            log.info("event applied", extra={"consumer": self.spec.name, "durationMs": round(seconds * 1000, 2)})
+
+    def _log_duplicate(self, item: _Item) -> None:
+        assert item.event is not None
+        with _event_log_context(item.event, item.message):
+            log.info("duplicate event skipped", extra={"consumer": self.spec.name})
 
     def _apply_with_retries(self, item: _Item) -> int:
         last_error: Exception | None = None
@@ -220,9 +242,9 @@ class BatchProcessor:
             except Exception as exc:  # retriable until the attempts run out
                 last_error = exc
                 metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "retried").inc()
-                log.warning("handler failed; will retry", exc_info=True,
-                            extra={"consumer": self.spec.name, "attempt": attempt + 1,
-                                   "eventId": item.event.event_id if item.event else None})
+                with self._item_log_context(item):
+                    log.warning("handler failed; will retry", exc_info=True,
+                                extra={"consumer": self.spec.name, "attempt": attempt + 1})
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff_seconds[min(attempt, len(self.retry.backoff_seconds) - 1)])
         reason = f"handler failed after {attempts} attempt(s): {type(last_error).__name__}: {last_error}"
@@ -235,8 +257,14 @@ class BatchProcessor:
                                         event_id=item.event.event_id if item.event else None)
         self.budget.spend(1)
         metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "dead_lettered").inc()
-        log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
+        metrics.DEAD_LETTERS.labels(self.spec.name, item.message.topic(), "handler_error").inc()
+        with self._item_log_context(item):
+            log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
         return len(uow.emitted)
+
+    @staticmethod
+    def _item_log_context(item: _Item) -> contextlib.AbstractContextManager[None]:
+        return _event_log_context(item.event, item.message) if item.event else contextlib.nullcontext()
 
 
 class ServiceConsumer:
@@ -247,17 +275,25 @@ class ServiceConsumer:
         self.stop = stop
         self.batch_size = batch_size or settings.KAFKA_CONSUMER_BATCH
         self.processor = BatchProcessor(spec)
+        self._next_broker_probe = 0.0
 
     def run(self) -> None:
-        from shopsite.events.kafka import new_consumer
+        # A thread starts with an empty context: bind the service so every line
+        # this loop (and the relay it calls) writes says whose consumer it is.
+        with log_context(service=self.spec.name):
+            self._run()
 
-        consumer = new_consumer(self.spec.group_id)
-        consumer.subscribe(self.spec.topics)
+    def _run(self) -> None:
+        consumer, watch = self._join()
+        lag = LagReporter(self.spec.group_id, self.spec.name)
         log.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics,
                                             "group": self.spec.group_id})
         try:
             while not self.stop.is_set():
                 messages = consumer.consume(num_messages=self.batch_size, timeout=0.2)
+                lag.maybe_report(consumer)
+                if watch.lost.is_set():
+                    consumer, watch = self._recover_if_broker_returned(consumer, watch)
                 batch = [m for m in messages if self._usable(m)]
                 if not batch:
                     continue
@@ -267,14 +303,68 @@ class ServiceConsumer:
                 except MustPause as exc:
                     self._hold(consumer, batch, exc)
                     continue
-                consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
+                self._commit(consumer, batch)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
                 if emitted:
                     relay.dispatch_pending(self.spec.service.alias)
         finally:
-            consumer.close()  # leaves the group now instead of after the session timeout
+            try:
+                consumer.close()  # leaves the group now instead of after the session timeout
+            except RuntimeError:
+                pass  # already closed by a failed rejoin
             connections.close_all()
             log.info("consumer stopped", extra={"consumer": self.spec.name})
+
+    def _join(self) -> tuple[Any, BrokerWatch]:
+        # A watch per client: the errors an old client reports while closing must not flag its successor.
+        watch = BrokerWatch()
+        consumer = new_consumer(self.spec.group_id, watch)
+        consumer.subscribe(self.spec.topics)
+        return consumer, watch
+
+    def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> tuple[Any, BrokerWatch]:
+        """After every broker was unreachable: once one answers again, make sure the topics exist and rejoin.
+
+        A broker that lost its state (the embedded in-memory one after a
+        restart, or a rebuilt cluster) has no topics, no group and no committed
+        offsets; the old client keeps stale metadata and membership and may
+        never fetch again. A fresh client subscribes to recreated topics and
+        starts from the committed offsets, or from the beginning when there
+        are none; anything seen twice is skipped through processed_events.
+        """
+        now = time.monotonic()
+        if now < self._next_broker_probe:
+            return consumer, watch
+        self._next_broker_probe = now + BROKER_PROBE_SECONDS
+        try:
+            consumer.list_topics(timeout=1.0)
+        except KafkaException:
+            return consumer, watch  # still down
+        log.warning("broker reachable again; ensuring topics and rejoining the group",
+                    extra={"consumer": self.spec.name, "group": self.spec.group_id})
+        try:
+            ensure_topics(timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - the missing-topic path retries later
+            kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError):
+            pass  # the old membership may be unknown to the broker; nothing to leave
+        return self._join()
+
+    def _commit(self, consumer: Any, batch: Sequence[KafkaMessage]) -> None:
+        """Commit the batch's offsets; a failure only means redelivery, which processed_events absorbs.
+
+        The batch's effects are already committed locally, so a broker that is
+        down or a group that is rebalancing must not kill the loop: the next
+        commit covers these offsets, or the messages come again and are skipped
+        as duplicates.
+        """
+        try:
+            consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
+        except KafkaException as exc:
+            kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated): %s", exc,
+                              extra={"consumer": self.spec.name, "kafka_error": str(exc)})
 
     def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Stop consuming for a while and come back to the same messages, uncommitted.
@@ -300,8 +390,13 @@ class ServiceConsumer:
         err = message.error()
         if err is None:
             return True
-        if err.code() != KafkaError._PARTITION_EOF:
-            log.warning("kafka consume error", extra={"consumer": self.spec.name, "kafka_error": str(err)})
+        if err.code() == KafkaError._PARTITION_EOF:
+            return False
+        kafka_log.warning("kafka consume error: %s", err.str(), extra={"consumer": self.spec.name,
+                                                                        "kafka_error": str(err)})
+        if err.code() in MISSING_TOPIC_ERRORS:
+            # A broker that lost its topics (in-memory broker restarted, topic deleted): recreate them.
+            ensure_topics_soon()
         return False
 
 
@@ -321,3 +416,10 @@ def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
         tp = (m.topic(), m.partition())
         highest[tp] = max(highest.get(tp, -1), m.offset())
     return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+
+
+def _event_log_context(event: Event, message: KafkaMessage) -> contextlib.AbstractContextManager[None]:
+    """Every line logged while one event is handled names the event, its saga and where it came from."""
+    return log_context(eventId=event.event_id, correlationId=event.correlation_id,
+                       causationId=event.causation_id, orderId=event.key, eventType=event.type,
+                       topic=message.topic(), partition=message.partition(), offset=message.offset())

@@ -68,4 +68,5 @@ def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, 
     log.warning("message dead-lettered", extra={
         "consumer": consumer, "topic": message.topic(), "partition": message.partition(),
         "offset": message.offset(), "reason": reason[:500], "orderId": order_id,
+        "correlationId": correlation_id, "originalEventId": event_id or _str_or_none(envelope.get("eventId")),
     })

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -19,14 +20,32 @@ from django.conf import settings
 from shopsite.events import topics
 
 log = logging.getLogger(__name__)
+# Client-level trouble (connection failures, consume errors) repeats many times
+# a second during an outage; this logger is throttled in LOGGING.
+kafka_log = logging.getLogger("shopsite.kafka")
+# librdkafka's own log, which otherwise goes to stderr as plain text.
+_librdkafka_log = logging.getLogger("librdkafka")
+
+# Errors that mean "the topic is not there" rather than "the broker is not there".
+MISSING_TOPIC_ERRORS = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+                                  KafkaError._UNKNOWN_PARTITION})
 
 
 def _log_client_error(err: KafkaError) -> None:
-    log.warning("kafka client error", extra={"kafka_error": str(err)})
+    # The error in the message, not only in a field: the log throttle tells repeats apart by message.
+    kafka_log.warning("kafka client error: %s", err.str(), extra={"kafka_error": str(err)})
 
 
 def base_config() -> dict[str, Any]:
-    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, "error_cb": _log_client_error}
+    return {
+        "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+        "error_cb": _log_client_error,
+        "logger": _librdkafka_log,
+        # A closed idle connection is normal (the broker reaps them); error_cb reports real failures.
+        "log.connection.close": False,
+        # Find a broker that came back within a second or two, not after the 10 s default.
+        "reconnect.backoff.max.ms": 2000,
+    }
 
 
 def producer_config() -> dict[str, Any]:
@@ -76,8 +95,54 @@ def close_shared_producer(timeout: float = 10.0) -> int:
     return producer.flush(timeout) if producer is not None else 0
 
 
-def new_consumer(group_id: str) -> Consumer:
-    return Consumer(consumer_config(group_id))
+class BrokerWatch:
+    """A consumer's error_cb: logs client errors and notes when every broker was unreachable.
+
+    The consumer loop uses it to rejoin cleanly once the broker is back
+    (see ServiceConsumer._recover_if_broker_returned).
+    """
+
+    def __init__(self) -> None:
+        self.lost = threading.Event()
+
+    def __call__(self, err: KafkaError) -> None:
+        _log_client_error(err)
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.lost.set()
+
+
+def new_consumer(group_id: str, watch: BrokerWatch | None = None) -> Consumer:
+    config = consumer_config(group_id)
+    if watch is not None:
+        config["error_cb"] = watch
+    return Consumer(config)
+
+
+_ensure_lock = threading.Lock()
+_ensure_due = 0.0
+ENSURE_INTERVAL_SECONDS = 10.0
+
+
+def ensure_topics_soon(timeout: float = 5.0) -> None:
+    """ensure_topics() at most once per interval per process, never raising.
+
+    Called by consumers and the relay when they meet a missing topic: an
+    in-memory broker that restarted has none, and a consumer subscribed to
+    a topic nobody creates would wait forever.
+    """
+    global _ensure_due
+    with _ensure_lock:
+        now = time.monotonic()
+        if now < _ensure_due:
+            return
+        _ensure_due = now + ENSURE_INTERVAL_SECONDS
+    try:
+        created = ensure_topics(timeout=timeout)
+    except Exception as exc:  # broker still down: the next missing-topic error tries again
+        kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
+        return
+    if created:
+        log.warning("recreated missing topics", extra={"topics": created})
 
 
 def ensure_topics(timeout: float = 15.0) -> list[str]:

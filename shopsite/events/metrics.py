@@ -2,6 +2,10 @@
 
 In multi-process mode (PROMETHEUS_MULTIPROC_DIR set by the launcher) every
 daphne and celery process writes its own files and /metrics sums them.
+Counters and histograms of a process that exited stay in the sum (totals
+never go backwards). Gauges say how to combine processes: `mostrecent` for
+a value any process may set (the last writer is right), `live*` for a value
+only meaningful while its process lives (files removed by mark_dead).
 """
 
 from __future__ import annotations
@@ -42,7 +46,26 @@ ILLEGAL_TRANSITIONS = Counter(
 )
 CONSUMER_PAUSED = Gauge(
     "shopsite_consumer_paused", "1 while a consumer is paused because it hit the dead-letter limit.", ["service"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",  # a worker that died paused must not report "paused" forever
+)
+DEAD_LETTERS = Counter(
+    "shopsite_dead_letters_total",
+    "Messages a consumer turned into ops.DeadLetter.v1, by source topic and reason "
+    "(invalid: can never be handled; handler_error: failed after its retries).",
+    ["service", "topic", "reason"],
+)
+CONSUMER_LAG = Gauge(
+    "shopsite_consumer_lag_messages",
+    "Messages on a partition not yet consumed by the group (high watermark - position), "
+    "refreshed by the consumer loop every few seconds.",
+    ["group", "topic", "partition"],
+    multiprocess_mode="mostrecent",  # after a rebalance the new owner's value is the newer one
+)
+CONSUMER_LAST_POLL = Gauge(
+    "shopsite_consumer_last_poll_timestamp_seconds",
+    "Unix time a consumer loop last polled Kafka; a stale value means a stuck or dead consumer.",
+    ["service"],
+    multiprocess_mode="mostrecent",
 )
 OUTBOX_BACKLOG = Gauge(
     "shopsite_outbox_backlog", "Undispatched outbox rows at the last sweep.", ["service"],
@@ -54,17 +77,25 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 SAGA_SECONDS = Histogram(
     "shopsite_saga_seconds",
-    "From OrderCreated to the order's terminal status, in event time.",
+    "From OrderCreated to the order's terminal status (outcome = that status), in event time.",
     ["outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 HTTP_REQUESTS = Counter(
-    "shopsite_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
+    "shopsite_http_requests_total",
+    "HTTP requests by route (the URL pattern, never the raw path) and status.",
+    ["method", "route", "status"],
 )
 HTTP_SECONDS = Histogram(
     "shopsite_http_request_seconds", "HTTP request latency by route.", ["method", "route"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+def mark_dead(pid: int) -> None:
+    """Drop a finished process's live gauges (multi-process mode only)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)
 
 
 def exposition() -> bytes:

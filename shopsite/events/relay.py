@@ -57,7 +57,8 @@ def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float = 15.0
                 metrics.PUBLISH_FAILURES.labels(service, topic_of[row_id]).inc()
             published += len(acked)
             if failed:
-                log.warning("outbox publish failed", extra={"db": alias, "failed": len(failed)})
+                log.warning("outbox publish failed", extra={"db": alias, "failed": len(failed),
+                                                            "error": next(iter(failed.values()))[:300]})
                 break
             if len(rows) < batch_size:
                 break
@@ -69,6 +70,7 @@ def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]
     acked: set[int] = set()
     failed: dict[int, str] = {}
     outstanding = len(rows)
+    missing_topic = threading.Event()
 
     def report(row_id: int):
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
@@ -77,6 +79,8 @@ def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]
                 acked.add(row_id)
             else:
                 failed[row_id] = str(err)
+                if err.code() in kafka.MISSING_TOPIC_ERRORS:
+                    missing_topic.set()
             outstanding -= 1
 
         return on_delivery
@@ -96,6 +100,8 @@ def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]
     for row in rows:
         if row["id"] not in acked and row["id"] not in failed:
             failed[row["id"]] = "no delivery report before timeout"
+    if missing_topic.is_set():
+        kafka.ensure_topics_soon()  # the rows stay pending; the next sweep publishes them
     return acked, failed
 
 

@@ -9,10 +9,12 @@ finishes, commits, and the producer is flushed.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
 from celery import bootsteps
+from celery.signals import worker_shutdown
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,19 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         self.spec_option = services or ""
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._consume_service_queues(parent)
+
+    def _consume_service_queues(self, parent: Any) -> None:
+        """Take the outbox tasks of this worker's services (all of them for a tasks-only worker).
+
+        Runs at init, after -Q was applied and before the task consumer starts,
+        so it adds to whatever queues the worker was told to consume.
+        """
+        from shopsite.services import SERVICES, parse_service_names, task_queue
+
+        services = parse_service_names(self.spec_option) if self.spec_option else list(SERVICES)
+        for service in services:
+            parent.app.amqp.queues.select_add(task_queue(service))
 
     def start(self, parent: Any) -> None:
         if not self.spec_option:
@@ -52,7 +67,6 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
                 # so the supervisor sees it and restarts it.
                 log.critical("consumer crashed; stopping worker", exc_info=True,
                              extra={"consumer": consumer.spec.name})
-                import os
                 import signal
 
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -67,7 +81,27 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=30)
+        alive = [t.name for t in self.threads if t.is_alive()]
         undelivered = close_shared_producer()
-        log.info("service consumers stopped", extra={"undelivered": undelivered})
+        log.info("service consumers stopped", extra={"undelivered": undelivered, "stillRunning": alive})
 
     shutdown = stop
+
+
+@worker_shutdown.connect
+def _after_pool_stopped(**_: Any) -> None:
+    """Last words of a worker: after the pool's tasks finished (the step above stops before the pool).
+
+    A dispatch task still running when the consumers stopped may have opened a
+    new producer; flush it too. Then drop this process's live gauges so a
+    dead worker does not keep reporting e.g. "paused".
+    """
+    from shopsite.events import metrics
+    from shopsite.events.kafka import close_shared_producer
+
+    undelivered = close_shared_producer()
+    if undelivered:
+        log.warning("producer closed with undelivered messages (they stay pending in the outbox)",
+                    extra={"undelivered": undelivered})
+    metrics.mark_dead(os.getpid())
+    log.info("worker stopped")

@@ -1,7 +1,11 @@
+import logging
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from shopsite.events.kafka import ensure_topics
+
+log = logging.getLogger("shopsite.topics")
 
 
 class Command(BaseCommand):
@@ -9,4 +13,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         created = ensure_topics()
-        self.stdout.write(f"topics on {settings.KAFKA_BOOTSTRAP_SERVERS}: created {len(created)}")
+        log.info("topics ensured", extra={"bootstrap": settings.KAFKA_BOOTSTRAP_SERVERS, "topicsCreated": len(created)})
