@@ -426,8 +426,9 @@ def test_poison_messages_reach_the_dlq_and_a_corrected_replay_is_processed_once(
     assert projection["total"] == REPLAY_TOTAL
     assert projection["items"] == [{"sku": REPLAY_SKU, "qty": REPLAY_QTY}]
     assert system.order(ghost).status_code == 404
-    reservation = system.ops_get(f"/api/ops/reservations/{ghost}").json()
-    assert reservation["status"] == "RESERVED"
+    # Inventory marks a reservation SHIPPED once it sees OrderShipped (shipped stock can't be released).
+    reservation = wait_for(lambda: (r := system.ops_get(f"/api/ops/reservations/{ghost}").json())["status"] == "SHIPPED"
+                           and r, what="the reservation to follow the shipment")
     assert reservation["items"] == [{"sku": REPLAY_SKU, "qty": REPLAY_QTY}]
     payment = system.payment(ghost)
     assert payment["status"] == "AUTHORIZED" and payment["amount"] == payment["total"] == REPLAY_TOTAL
