@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from orders.models import IdempotencyKey, Order
 from shopsite.events import lifecycle, topics
@@ -63,7 +63,7 @@ def place_order(items: list[dict], total: object, idempotency_key: str | None = 
             if idempotency_key:
                 IdempotencyKey(key=idempotency_key, request_hash=digest, order_id=order_id,
                                created_at=now).save(using=ALIAS, force_insert=True)
-            transaction.on_commit(lambda: publish_soon(ALIAS), using=ALIAS)
+            uow.on_commit(lambda: publish_soon(ALIAS))
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its order.
         if idempotency_key and IdempotencyKey.objects.using(ALIAS).filter(key=idempotency_key).exists():

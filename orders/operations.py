@@ -8,8 +8,6 @@ ops.RequestRefused.v1. Nothing here calls another service.
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from orders.models import Order
 from shopsite.events import topics
 from shopsite.events.envelope import Event
@@ -26,7 +24,7 @@ def request(order: Order, event_type: str, payload: dict, operator: str) -> Even
         event = uow.emit_new(event_type, {"orderId": order.order_id, **payload},
                              correlation_id=order.correlation_id, causation_id=last,
                              headers={"operator": operator})
-        transaction.on_commit(lambda: publish_soon(ALIAS), using=ALIAS)
+        uow.on_commit(lambda: publish_soon(ALIAS))
     return event
 
 

@@ -13,8 +13,6 @@ import dataclasses
 from datetime import datetime, timezone
 from typing import Any
 
-from django.db import transaction
-
 from readmodel.models import DeadLetter
 from shopsite.events.deadletter import REPLAY_COUNT_HEADER
 from shopsite.events.envelope import Event, InvalidEvent, format_timestamp, from_wire
@@ -76,5 +74,5 @@ def replay(letter_id: str, corrected: dict[str, Any] | None = None) -> Event:
         uow.emit(event)
         row.status, row.replay_count, row.replayed_at = DeadLetter.REPLAYED, count, datetime.now(timezone.utc)
         row.save(using=ALIAS, update_fields=["status", "replay_count", "replayed_at"])
-        transaction.on_commit(lambda: publish_soon(ALIAS), using=ALIAS)
+        uow.on_commit(lambda: publish_soon(ALIAS))
     return event
