@@ -17,7 +17,12 @@ _admin: Any = None
 
 
 def _check_database(alias: str) -> None:
-    with connections[alias].cursor() as cursor:
+    connection = connections[alias]
+    if connection.vendor == "mongodb":
+        # The backend has no SQL cursor; ping is MongoDB's own liveness probe.
+        connection.get_database().command("ping")
+        return
+    with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
 
 
