@@ -21,8 +21,11 @@ $(STAMP): requirements.txt | $(PY)
 run: $(STAMP)
 	$(PY) -m shopsite.stack
 
+# Every database backend, one pytest run each (tests/run_backends.py):
+# SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).
+# SHOPSITE_TEST_BACKENDS=sqlite limits it; PYTEST_ARGS go to every run.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tests/run_backends.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
