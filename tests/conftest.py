@@ -16,6 +16,18 @@ BACKEND_SUITES = ("handlers", "unit", "backends", "integration/test_relay.py")
 BACKEND_E2E_KEYWORD = "happy"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _celery_messages_stay_in_process():
+    """Publish-after-commit callbacks run for real wherever a test commits (transactional
+    tests, and every test on MongoDB): keep their Celery messages in this process instead
+    of queueing them on the machine's Redis, where a running `make run` would pick them up.
+    The e2e stack's processes get their own Redis from the environment, unaffected."""
+    from shopsite.celery import app
+
+    app.conf.broker_url = "memory://"
+    yield
+
+
 @pytest.fixture
 def all_dbs(db, django_db_blocker):  # noqa: ARG001 - `db` enables DB access
     return ALL_ALIASES
