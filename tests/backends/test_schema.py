@@ -103,3 +103,11 @@ def test_sql_tables_and_columns_follow_the_seed():
 def test_migrations_describe_the_models_on_this_backend():
     """Each backend's migration modules (SQL, or shopsite/mongo/migrations) match the models it loads."""
     call_command("makemigrations", check=True, dry_run=True, verbosity=0)
+
+
+def test_the_health_check_reaches_every_database_on_this_backend():
+    from shopsite.ops import health
+
+    checks = health.checks()
+    for alias in connections:
+        checks[f"db:{alias}"]()  # raises if the probe does not fit the backend (no SQL cursor on MongoDB)
