@@ -75,7 +75,11 @@ class UnitOfWork:
 
 
 def atomic(alias: str) -> ContextManager[Any]:
-    """The backend's own "one transaction" on `alias` (not nestable across backends' semantics)."""
+    """The backend's own transaction on `alias`.
+
+    Nested inside another one on the same alias: SQL makes a savepoint,
+    MongoDB (no savepoints) joins the outer transaction.
+    """
     connection = connections[alias]
     if connection.vendor != "mongodb":
         return transaction.atomic(using=alias)
