@@ -154,3 +154,28 @@ def test_one_orders_projection_updated_at_once_in_two_processes_loses_no_entry()
     row = OrderProjection.objects.using("read_model_service").get(pk=saga.order_id)
     assert [e["eventId"] for e in row.timeline] == [created.event_id, reserved.event_id, authorized.event_id]
     assert row.current_status == "PAYMENT_AUTHORIZED"
+
+
+def test_a_relay_steps_aside_while_another_process_relays_the_same_outbox():
+    from shopsite.events import relay, relay_lock
+
+    with unit_of_work("read_model_service") as uow:
+        uow.emit(Saga().created())
+    holding, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        with relay_lock.claim("read_model_service") as claim:
+            assert claim.held and claim.exclusive
+            holding.set()
+            release.wait(15)
+
+    thread = threading.Thread(target=lambda: (other_process(), connections.close_all()))
+    thread.start()
+    try:
+        assert holding.wait(15)
+        # Returns before touching the broker: the holder publishes these rows, and looks again when it lets go.
+        assert relay.dispatch_pending("read_model_service", timeout=1) == 0
+        assert relay.backlog("read_model_service")[0] == 1
+    finally:
+        release.set()
+        thread.join(15)
