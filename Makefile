@@ -26,8 +26,11 @@ browser:
 run: $(STAMP)
 	$(PY) -m shopsite.stack
 
+# Every database backend, one pytest run each (tests/run_backends.py):
+# SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).
+# SHOPSITE_TEST_BACKENDS=sqlite limits it; PYTEST_ARGS go to every run.
 test: $(STAMP) browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) tests/run_backends.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def record_event(event: Event, uow: UnitOfWork) -> None:
-    order = Order.objects.using(uow.alias).filter(pk=event.order_id).first()
+    # Locked: events of one order arrive on different topics, so with several worker
+    # processes two of them can update this history at once (a lost update otherwise).
+    order = Order.objects.using(uow.alias).select_for_update().filter(pk=event.order_id).first()
     if order is None:
         raise PermanentHandlerError(f"no order {event.order_id} in the order service")
     history, added = lifecycle.insert_entry(order.history, lifecycle.entry_for(event))

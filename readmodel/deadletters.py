@@ -35,7 +35,7 @@ def store(event: Event, alias: str) -> DeadLetter:
     key = f"{topic}:{partition}:{offset}" if offset is not None else f"event:{event.event_id}"
     error = {"consumer": extra.get("consumer"), "error": letter.error, "at": format_timestamp(event.timestamp),
              "deadLetterEventId": event.event_id}
-    row = DeadLetter.objects.using(alias).filter(pk=key).first()
+    row = DeadLetter.objects.using(alias).select_for_update().filter(pk=key).first()
     if row is None:
         original = letter.payload
         headers = original.get("headers") if isinstance(original, dict) and isinstance(original.get("headers"), dict) else {}

@@ -15,8 +15,11 @@ from shopsite.events.envelope import Event
 
 
 def project(event: Event, alias: str) -> OrderProjection | None:
-    """Apply one event; returns the projection when it changed."""
-    row = OrderProjection.objects.using(alias).filter(pk=event.order_id).first()
+    """Apply one event inside the caller's unit of work; returns the projection when it changed."""
+    # Locked for the same reason as the order's history: one order's events come from
+    # several topics, i.e. possibly from consumers in several processes at once.
+    # (A row that does not exist yet is guarded by the primary key: a second insert fails.)
+    row = OrderProjection.objects.using(alias).select_for_update().filter(pk=event.order_id).first()
     now = datetime.now(timezone.utc)
     if row is None:
         row = OrderProjection(order_id=event.order_id, created_at=event.timestamp, current_status=lifecycle.CREATED,

@@ -1,12 +1,16 @@
 """DATABASES for the chosen backend (SHOPSITE_DB): one database per service.
 
 Same aliases and models on every backend; only the connection settings
-differ. See ARCHITECTURE.md section 2.
+differ. See ARCHITECTURE.md section 2 and the README's "Databases" section.
+
+Kept free of Django imports: the process supervisor (shopsite.stack) and the
+test runner read the backend choice before any settings exist.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +18,25 @@ from urllib.parse import urlsplit, urlunsplit
 from shopsite.services import SERVICE_ALIASES
 
 ALL_ALIASES: tuple[str, ...] = ("default", *SERVICE_ALIASES)
+
+SQLITE, POSTGRES, MONGODB, MONGOMOCK = "sqlite", "postgres", "mongodb", "mongomock"
+BACKENDS: tuple[str, ...] = (SQLITE, POSTGRES, MONGODB, MONGOMOCK)
+# Both run django-mongodb-backend; mongomock is the in-process test double (shopsite/testing/).
+MONGO_BACKENDS: frozenset[str] = frozenset({MONGODB, MONGOMOCK})
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/shopsite"
+DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
+
+# Seed: "Each microservice has its own MongoDB database", named after the service.
+MONGO_DATABASE_NAMES: dict[str, str] = {"default": "shopsite", **{alias: alias for alias in SERVICE_ALIASES}}
+
+
+def backend_name(environ: Mapping[str, str] = os.environ) -> str:
+    """The SHOPSITE_DB choice, validated: a typo must not silently fall back to SQLite."""
+    backend = (environ.get("SHOPSITE_DB") or SQLITE).strip().lower()
+    if backend not in BACKENDS:
+        raise ValueError(f"SHOPSITE_DB={backend!r} is not supported ({' | '.join(BACKENDS)})")
+    return backend
 
 
 def sqlite_databases(var_dir: Path) -> dict[str, dict[str, Any]]:
@@ -36,13 +59,20 @@ def sqlite_databases(var_dir: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def postgres_base_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "shopsite"
+
+
+def postgres_names(base_name: str) -> dict[str, str]:
+    """alias -> database name: `shopsite` for Django's own tables, `shopsite_<alias>` per service."""
+    return {alias: base_name if alias == "default" else f"{base_name}_{alias}" for alias in ALL_ALIASES}
+
+
 def postgres_databases(url: str) -> dict[str, dict[str, Any]]:
     """Each alias gets its own PostgreSQL database named after the alias."""
     parts = urlsplit(url)
-    base_name = (parts.path or "/shopsite").lstrip("/") or "shopsite"
     databases: dict[str, dict[str, Any]] = {}
-    for alias in ALL_ALIASES:
-        name = base_name if alias == "default" else f"{base_name}_{alias}"
+    for alias, name in postgres_names(postgres_base_name(url)).items():
         databases[alias] = {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
@@ -51,9 +81,28 @@ def postgres_databases(url: str) -> dict[str, dict[str, Any]]:
             "HOST": parts.hostname or "127.0.0.1",
             "PORT": str(parts.port or 5432),
             "CONN_MAX_AGE": 60,
+            # Never the databases `make run` uses: pytest-django creates and drops these.
             "TEST": {"NAME": f"test_{name}"},
         }
     return databases
+
+
+def mongo_databases(uri: str, engine: str = "django_mongodb_backend") -> dict[str, dict[str, Any]]:
+    """Each alias its own Mongo database (seed names) on one deployment given by the URI.
+
+    The URI goes to HOST whole (the backend passes it to MongoClient), so a
+    replica set's hosts and options (replicaSet=, w=majority, tls=...) are
+    written once, in MONGODB_URI.
+    """
+    return {
+        alias: {
+            "ENGINE": engine,
+            "HOST": uri,
+            "NAME": name,
+            "TEST": {"NAME": f"test_{name}"},
+        }
+        for alias, name in MONGO_DATABASE_NAMES.items()
+    }
 
 
 def redact(url: str) -> str:
@@ -64,10 +113,17 @@ def redact(url: str) -> str:
     return url
 
 
-def configured_databases(var_dir: Path) -> dict[str, dict[str, Any]]:
-    backend = os.environ.get("SHOPSITE_DB", "sqlite").lower()
-    if backend == "sqlite":
+def database_url(environ: Mapping[str, str] = os.environ) -> str:
+    return environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def configured_databases(var_dir: Path, environ: Mapping[str, str] = os.environ) -> dict[str, dict[str, Any]]:
+    backend = backend_name(environ)
+    if backend == SQLITE:
         return sqlite_databases(var_dir)
-    if backend == "postgres":
-        return postgres_databases(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shopsite"))
-    raise ValueError(f"SHOPSITE_DB={backend!r} is not supported (sqlite | postgres | mongodb)")
+    if backend == POSTGRES:
+        return postgres_databases(database_url(environ))
+    if backend == MONGODB:
+        return mongo_databases(environ.get("MONGODB_URI") or DEFAULT_MONGODB_URI)
+    # In-process mongomock: same engine and names; the shim swaps the client underneath.
+    return mongo_databases("mongodb://mongomock.invalid:27017")

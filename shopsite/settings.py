@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from shopsite.databases import configured_databases
+from shopsite import databases
 from shopsite.services import served_services
 
 
@@ -77,9 +77,35 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = configured_databases(VAR_DIR)
+# --- Databases: one per service, on the backend SHOPSITE_DB names --------------
+SHOPSITE_DB = databases.backend_name()
+DATABASES = databases.configured_databases(VAR_DIR)
 DATABASE_ROUTERS = ["shopsite.db_router.ServiceRouter"]
+# Our own models declare their primary keys; this only decides the contrib
+# apps' ids and the outbox's `_id` (shopsite/events/models.py).
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if SHOPSITE_DB in databases.MONGO_BACKENDS:
+    # What django-mongodb-backend's configuration guide prescribes: ObjectId
+    # primary keys everywhere, contrib apps whose AppConfig says so, and
+    # migrations written for those ids (MongoDB has no integer sequences).
+    DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+    _MONGO_APP_CONFIGS = {
+        "django.contrib.admin": "shopsite.mongo.apps.MongoAdminConfig",
+        "django.contrib.auth": "shopsite.mongo.apps.MongoAuthConfig",
+        "django.contrib.contenttypes": "shopsite.mongo.apps.MongoContentTypesConfig",
+    }
+    INSTALLED_APPS = [_MONGO_APP_CONFIGS.get(app, app) for app in INSTALLED_APPS]
+    MIGRATION_MODULES = {
+        "admin": "shopsite.mongo.migrations.admin",
+        "auth": "shopsite.mongo.migrations.auth",
+        "contenttypes": "shopsite.mongo.migrations.contenttypes",
+        # The outbox's `_id` is an ObjectId here and a sequence on SQL.
+        "events": "shopsite.mongo.migrations.events",
+    }
+if SHOPSITE_DB == databases.MONGOMOCK:
+    # Test mode: django-mongodb-backend against in-process mongomock (tests only).
+    INSTALLED_APPS.append("shopsite.testing.apps.MongomockShimConfig")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

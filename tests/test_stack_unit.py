@@ -92,6 +92,38 @@ def test_config_from_env(tmp_path: Path) -> None:
     assert config_from_env({}, base_dir=tmp_path).port == 8000
 
 
+def test_two_worker_processes_by_default_on_postgres_only(tmp_path: Path) -> None:
+    every = "orders,inventory,payment,shipping,readmodel"
+    assert config_from_env({}, base_dir=tmp_path).worker_services == [every]
+    assert config_from_env({"SHOPSITE_DB": "postgres"}, base_dir=tmp_path).worker_services == [every, every]
+    assert config_from_env({"SHOPSITE_DB": "postgres", "SHOPSITE_WORKERS": "orders"},
+                           base_dir=tmp_path).worker_services == ["orders"]
+    with pytest.raises(ValueError, match="not supported"):
+        config_from_env({"SHOPSITE_DB": "postgresql"}, base_dir=tmp_path)  # a typo never means SQLite
+
+
+def test_a_code_built_stack_gets_postgres_databases_of_its_own(tmp_path: Path) -> None:
+    extra = {"SHOPSITE_DB": "postgres", "DATABASE_URL": "postgres://u:pw@db.example:6543/shop"}
+    stack = Stack(_cfg(tmp_path, extra_env=extra))
+    stack._prepare_databases()
+    url = stack._database_env["DATABASE_URL"]
+    assert url.startswith(f"postgres://u:pw@db.example:6543/test_shopsite_stack_{os.getpid()}_")
+    base = url.rsplit("/", 1)[1]
+    assert sorted(stack._owned_databases) == sorted(
+        [base] + [f"{base}_{a}" for a in ("order_service", "inventory_service", "payment_service",
+                                            "shipping_service", "read_model_service")])
+    # make run's stack keeps DATABASE_URL's databases and never drops them.
+    kept = Stack(StackConfig(base_dir=tmp_path, var_dir=tmp_path, extra_env=extra, isolated_databases=False))
+    kept._prepare_databases()
+    assert kept._database_env == {} and kept._owned_databases == []
+
+
+def test_mongomock_cannot_back_a_stack_of_processes(tmp_path: Path) -> None:
+    stack = Stack(_cfg(tmp_path, extra_env={"SHOPSITE_DB": "mongomock"}))
+    with pytest.raises(RuntimeError, match="in-process test mode"):
+        stack._prepare_databases()
+
+
 def test_resolve_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stackmod, "port_open", lambda host, port, timeout=0.5: True)
     base = StackConfig(base_dir=tmp_path, var_dir=tmp_path)

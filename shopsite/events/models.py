@@ -5,7 +5,9 @@ Migrated into every service alias by the router; always use `.using(alias)`.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.utils.module_loading import import_string
 
 
 class ProcessedEvent(models.Model):
@@ -32,6 +34,16 @@ class ProcessedEvent(models.Model):
         return f"{consumer}:{event_id}"
 
 
+def _outbox_id() -> models.Field:
+    """The outbox's `_id`: an ObjectId on MongoDB (seed), a bigint sequence on SQL.
+
+    Both are "the project's auto field" (DEFAULT_AUTO_FIELD, chosen per
+    backend in settings.py); each backend has its own migration for it
+    (shopsite/events/migrations, shopsite/mongo/migrations/events).
+    """
+    return import_string(settings.DEFAULT_AUTO_FIELD)(primary_key=True, db_column="_id")
+
+
 class OutboxMessage(models.Model):
     """An event waiting to be published, written with the state change that caused it.
 
@@ -39,7 +51,7 @@ class OutboxMessage(models.Model):
     is byte-for-byte what the handler produced.
     """
 
-    id = models.BigAutoField(primary_key=True, db_column="_id")
+    id = _outbox_id()
     # Not unique: a dead-letter replay publishes the same event (same eventId) again.
     event_id = models.CharField(max_length=100, db_index=True, db_column="eventId")
     type = models.CharField(max_length=100)

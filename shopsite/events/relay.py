@@ -17,52 +17,72 @@ from datetime import datetime, timezone
 from confluent_kafka import KafkaError, Message
 from django.db.models import F
 
-from shopsite.events import kafka, metrics
+from shopsite.events import kafka, metrics, relay_lock
 from shopsite.events.models import OutboxMessage
 from shopsite.services import BY_ALIAS
 
 log = logging.getLogger(__name__)
 
 # One relay per alias per process at a time: concurrent relays of one outbox
-# would only publish the same rows twice.
+# would only publish the same rows twice. Across processes: relay_lock.
 _locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+# Rounds a relay holding the cross-process claim makes for rows that others left to it;
+# bounded so a consumer thread is never kept relaying for ever (the sweep backs it up).
+MAX_ROUNDS = 10
 
 
 def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float = 15.0) -> int:
     """Publish every pending row of `alias`; returns how many were acknowledged."""
-    service = BY_ALIAS[alias].name
     published = 0
     with _locks[alias]:
-        while True:
-            rows = list(
-                OutboxMessage.objects.using(alias)
-                .filter(dispatched=False)
-                .order_by("id")
-                .values("id", "topic", "key", "payload")[:batch_size]
-            )
-            if not rows:
-                break
-            acked, failed = _publish(rows, timeout)
-            now = datetime.now(timezone.utc)
-            if acked:
-                OutboxMessage.objects.using(alias).filter(id__in=list(acked)).update(dispatched=True, dispatched_at=now)
-            for row_id, error in failed.items():
-                OutboxMessage.objects.using(alias).filter(id=row_id).update(
-                    attempts=F("attempts") + 1, last_error=error[:2000]
-                )
-            topic_of = {r["id"]: r["topic"] for r in rows}
-            for row_id in acked:
-                metrics.EVENTS_PUBLISHED.labels(service, topic_of[row_id]).inc()
-            for row_id in failed:
-                metrics.PUBLISH_FAILURES.labels(service, topic_of[row_id]).inc()
-            published += len(acked)
-            if failed:
-                log.warning("outbox publish failed", extra={"db": alias, "failed": len(failed),
-                                                            "error": next(iter(failed.values()))[:300]})
-                break
-            if len(rows) < batch_size:
+        for _ in range(MAX_ROUNDS):
+            with relay_lock.claim(alias) as claim:
+                if not claim.held:
+                    break  # another process is relaying this outbox and looks again when it lets go
+                count, complete = _drain(alias, batch_size, timeout)
+                published += count
+            if not (claim.exclusive and complete and _has_pending(alias)):
                 break
     return published
+
+
+def _has_pending(alias: str) -> bool:
+    return OutboxMessage.objects.using(alias).filter(dispatched=False).exists()
+
+
+def _drain(alias: str, batch_size: int, timeout: float) -> tuple[int, bool]:
+    """Publish pending rows until none are left; (acknowledged, False if a publish failed)."""
+    service = BY_ALIAS[alias].name
+    published = 0
+    while True:
+        rows = list(
+            OutboxMessage.objects.using(alias)
+            .filter(dispatched=False)
+            .order_by("id")
+            .values("id", "topic", "key", "payload")[:batch_size]
+        )
+        if not rows:
+            return published, True
+        acked, failed = _publish(rows, timeout)
+        now = datetime.now(timezone.utc)
+        if acked:
+            OutboxMessage.objects.using(alias).filter(id__in=list(acked)).update(dispatched=True, dispatched_at=now)
+        for row_id, error in failed.items():
+            OutboxMessage.objects.using(alias).filter(id=row_id).update(
+                attempts=F("attempts") + 1, last_error=error[:2000]
+            )
+        topic_of = {r["id"]: r["topic"] for r in rows}
+        for row_id in acked:
+            metrics.EVENTS_PUBLISHED.labels(service, topic_of[row_id]).inc()
+        for row_id in failed:
+            metrics.PUBLISH_FAILURES.labels(service, topic_of[row_id]).inc()
+        published += len(acked)
+        if failed:
+            log.warning("outbox publish failed", extra={"db": alias, "failed": len(failed),
+                                                        "error": next(iter(failed.values()))[:300]})
+            return published, False
+        if len(rows) < batch_size:
+            return published, True
 
 
 def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]]:

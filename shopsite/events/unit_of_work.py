@@ -2,7 +2,10 @@
 
 Handlers receive a UnitOfWork and never open transactions themselves, so a
 handler's effects, the events it emits and its processed_events row commit
-or roll back together. The backend switch lives here and nowhere else.
+or roll back together. The backend switch lives here and nowhere else:
+SQL backends use Django's transaction.atomic; MongoDB uses
+django-mongodb-backend's own atomic (a session transaction, which needs a
+replica set), because Django's atomic is a no-op there.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ContextManager
 
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, transaction
 
 from shopsite.events import envelope
 from shopsite.events.envelope import Event
@@ -24,16 +28,17 @@ class UnitOfWork:
         self.alias = alias
         self.emitted: list[Event] = []
         self._outbox_rows: list[OutboxMessage] = []
-        self._after_commit: list[Callable[[], None]] = []
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back).
 
         For side effects outside the database (ask a worker to publish, push to
         browsers): doing them inside the transaction could announce a change
-        that then rolls back.
+        that then rolls back. The callback joins the connection's own list of
+        commit hooks, which both Django's atomic and django-mongodb-backend's
+        atomic run after their outermost commit and drop on rollback.
         """
-        self._after_commit.append(callback)
+        transaction.on_commit(callback, using=self.alias)
 
     def emit(self, event: Event) -> Event:
         """Queue an event for publishing; it is written when the unit of work commits."""
@@ -69,12 +74,30 @@ class UnitOfWork:
             self._outbox_rows = []
 
 
+def atomic(alias: str) -> ContextManager[Any]:
+    """The backend's own transaction on `alias`.
+
+    Nested inside another one on the same alias: SQL makes a savepoint,
+    MongoDB (no savepoints) joins the outer transaction.
+    """
+    connection = connections[alias]
+    if connection.vendor != "mongodb":
+        return transaction.atomic(using=alias)
+    from django_mongodb_backend import transaction as mongo_transaction
+
+    # Without a replica set the backend would run every write in autocommit
+    # mode or fail on the first one: refuse loudly rather than lose atomicity.
+    if not connection.features._supports_transactions:
+        raise ImproperlyConfigured(
+            f"database {alias!r}: MongoDB transactions need a replica set or sharded cluster "
+            "(MONGODB_URI with replicaSet=...); see the README's Databases section")
+    return mongo_transaction.atomic(using=alias)
+
+
 @contextlib.contextmanager
 def unit_of_work(alias: str) -> Iterator[UnitOfWork]:
     """Open a transaction on `alias`; commit state and outbox rows together."""
     uow = UnitOfWork(alias)
-    with transaction.atomic(using=alias):
+    with atomic(alias):
         yield uow
         uow.flush()
-    for callback in uow._after_commit:
-        callback()

@@ -43,6 +43,10 @@ _inflight: dict[str, Future[CheckResult]] = {}
 
 def _check_database(alias: str) -> None:
     connection = connections[alias]
+    if connection.vendor == "mongodb":
+        # The backend has no SQL cursor; ping is MongoDB's own liveness probe.
+        connection.get_database().command("ping")
+        return
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

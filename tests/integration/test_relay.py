@@ -82,3 +82,51 @@ def test_when_the_broker_does_not_acknowledge_rows_stay_pending(settings):
         assert relay.backlog("order_service")[0] == 1
     finally:
         kafka.close_shared_producer(timeout=0)
+
+
+@pytest.mark.backend("postgres")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_relays_of_one_outbox_in_two_processes_publish_each_row_once(kafka_settings, monkeypatch):
+    """Two worker processes relay the same outboxes; the advisory claim keeps them from publishing rows twice."""
+    import threading
+
+    from django.db import connections
+
+    class PerCallLocks(dict):  # two processes share no in-process lock: only the database can order them
+        def __missing__(self, alias: str) -> threading.Lock:
+            return threading.Lock()
+
+    monkeypatch.setattr(relay, "_locks", PerCallLocks())
+
+    events = [Saga(order_id=f"relay-race-{uuid.uuid4()}").created() for _ in range(300)]
+    with unit_of_work("read_model_service") as uow:
+        for event in events:
+            uow.emit(event)
+    counts: list[int] = []
+
+    def relay_in_its_own_session() -> None:
+        try:
+            counts.append(relay.dispatch_pending("read_model_service", batch_size=50))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=relay_in_its_own_session) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(counts) == 300 and relay.backlog("read_model_service")[0] == 0
+    keys = {e.key for e in events}
+    consumer = Consumer({"bootstrap.servers": kafka_settings, "group.id": f"test-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "session.timeout.ms": 6000})
+    consumer.subscribe([topics.ORDER_CREATED])
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and len(seen) < 300:
+            seen += [m.key().decode() for m in consumer.consume(500, 0.5) if m.error() is None and m.key().decode() in keys]
+        time.sleep(1)  # anything published twice would have arrived by now
+        seen += [m.key().decode() for m in consumer.consume(500, 0.5) if m.error() is None and m.key().decode() in keys]
+    finally:
+        consumer.close()
+    assert len(seen) == 300 and set(seen) == keys  # every row once, none twice

@@ -1,0 +1,1 @@
+"""Test-only machinery that must be importable by settings (never used in production)."""
