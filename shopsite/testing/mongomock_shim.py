@@ -302,6 +302,12 @@ def _handle_lookup_stage(in_collection: list[dict[str, Any]], database: Any, opt
     return in_collection
 
 
+def _handle_unset_stage(in_collection: list[dict[str, Any]], database: Any, options: Any) -> Any:
+    """$unset (the backend drops helper fields after a GROUP BY with it): a $project excluding them."""
+    fields = [options] if isinstance(options, str) else list(options)
+    return mongomock_aggregate._handle_project_stage(in_collection, database, {f: 0 for f in fields})
+
+
 # --------------------------------------------------------------------------
 # installation
 # --------------------------------------------------------------------------
@@ -324,6 +330,7 @@ def install() -> None:
             mongomock_aggregate.type_operators.append(operator)
     mongomock_aggregate._Parser._handle_type_operator = _handle_type_operator
     mongomock_aggregate._PIPELINE_HANDLERS["$lookup"] = _handle_lookup_stage
+    mongomock_aggregate._PIPELINE_HANDLERS["$unset"] = _handle_unset_stage
     _installed = True
 
 
