@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.db import models
 
 from shopsite.events.models import service_proxies
+from shopsite.events.simulator import SimulatorSettings
 
 
 class Payment(models.Model):
@@ -64,14 +63,11 @@ class Payment(models.Model):
         }
 
 
-class PaymentSimulator(models.Model):
-    """How the simulated payment processor behaves (one row, id "default")."""
+class PaymentSimulator(SimulatorSettings):
+    """How the simulated payment processor behaves."""
 
-    id = models.CharField(primary_key=True, max_length=16, default="default", db_column="_id")
     decline_above = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True,
                                         db_column="declineAbove")
-    failure_rate = models.FloatField(default=0.0, db_column="failureRate")
-    updated_at = models.DateTimeField(auto_now=True, db_column="updatedAt")
 
     class Meta:
         db_table = "payment_simulator"
@@ -79,17 +75,6 @@ class PaymentSimulator(models.Model):
 
     def __str__(self) -> str:
         return f"declineAbove={self.decline_above} failureRate={self.failure_rate}"
-
-    @classmethod
-    def current(cls, alias: str) -> "PaymentSimulator":
-        return cls.objects.using(alias).get_or_create(pk="default")[0]
-
-    @classmethod
-    def configure(cls, alias: str, decline_above: "Decimal | None", failure_rate: float) -> "PaymentSimulator":
-        sim = cls.current(alias)
-        sim.decline_above, sim.failure_rate = decline_above, failure_rate
-        sim.save(using=alias)
-        return sim
 
     def as_document(self) -> dict:
         return {"declineAbove": float(self.decline_above) if self.decline_above is not None else None,

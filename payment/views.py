@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payment.models import Payment, PaymentSimulator
 from shopsite.events.schemas import Money
-from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.events.simulator import settings_endpoint
+from shopsite.http import json_error
 from shopsite.ops.auth import ops_endpoint
 
 ALIAS = "payment_service"
@@ -21,7 +22,7 @@ def payment_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     return JsonResponse(row.as_document())
 
 
-class SimulatorSettings(BaseModel):
+class SimulatorBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     declineAbove: Money | None = None
     failureRate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -30,10 +31,5 @@ class SimulatorSettings(BaseModel):
 @ops_endpoint
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
-    if request.method == "GET":
-        return JsonResponse(PaymentSimulator.current(ALIAS).as_document())
-    try:
-        body: SimulatorSettings = parse_body(request, SimulatorSettings)
-    except BadRequest as exc:
-        return exc.response()
-    return JsonResponse(PaymentSimulator.configure(ALIAS, body.declineAbove, body.failureRate).as_document())
+    return settings_endpoint(request, PaymentSimulator, ALIAS, SimulatorBody,
+                             lambda b: {"decline_above": b.declineAbove, "failure_rate": b.failureRate})

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from shopsite.events.models import service_proxies
+from shopsite.events.simulator import SimulatorSettings
 
 
 class Shipment(models.Model):
@@ -39,13 +40,10 @@ class Shipment(models.Model):
         }
 
 
-class ShippingSimulator(models.Model):
-    """How the simulated carrier behaves (one row, id "default")."""
+class ShippingSimulator(SimulatorSettings):
+    """How the simulated carrier behaves."""
 
-    id = models.CharField(primary_key=True, max_length=16, default="default", db_column="_id")
     outage = models.BooleanField(default=False)
-    failure_rate = models.FloatField(default=0.0, db_column="failureRate")
-    updated_at = models.DateTimeField(auto_now=True, db_column="updatedAt")
 
     class Meta:
         db_table = "shipping_simulator"
@@ -53,17 +51,6 @@ class ShippingSimulator(models.Model):
 
     def __str__(self) -> str:
         return f"outage={self.outage} failureRate={self.failure_rate}"
-
-    @classmethod
-    def current(cls, alias: str) -> "ShippingSimulator":
-        return cls.objects.using(alias).get_or_create(pk="default")[0]
-
-    @classmethod
-    def configure(cls, alias: str, outage: bool, failure_rate: float) -> "ShippingSimulator":
-        sim = cls.current(alias)
-        sim.outage, sim.failure_rate = outage, failure_rate
-        sim.save(using=alias)
-        return sim
 
     def as_document(self) -> dict:
         return {"outage": self.outage, "failureRate": self.failure_rate}

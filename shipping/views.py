@@ -5,7 +5,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipping.models import Shipment, ShippingSimulator
-from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.events.simulator import settings_endpoint
+from shopsite.http import json_error
 from shopsite.ops.auth import ops_endpoint
 
 ALIAS = "shipping_service"
@@ -20,7 +21,7 @@ def shipment_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     return JsonResponse(row.as_document())
 
 
-class SimulatorSettings(BaseModel):
+class SimulatorBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outage: bool = False
     failureRate: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -29,10 +30,5 @@ class SimulatorSettings(BaseModel):
 @ops_endpoint
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
-    if request.method == "GET":
-        return JsonResponse(ShippingSimulator.current(ALIAS).as_document())
-    try:
-        body: SimulatorSettings = parse_body(request, SimulatorSettings)
-    except BadRequest as exc:
-        return exc.response()
-    return JsonResponse(ShippingSimulator.configure(ALIAS, body.outage, body.failureRate).as_document())
+    return settings_endpoint(request, ShippingSimulator, ALIAS, SimulatorBody,
+                             lambda b: {"outage": b.outage, "failure_rate": b.failureRate})

@@ -206,8 +206,8 @@ def set_payment_simulator(request: HttpRequest) -> HttpResponse:
     try:
         limit = request.POST.get("declineAbove", "").strip()
         PaymentSimulator.configure("payment_service",
-                                   _number(limit, Decimal, 0, 10**12) if limit else None,
-                                   _number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
+                                   decline_above=_number(limit, Decimal, 0, 10**12) if limit else None,
+                                   failure_rate=_number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
         messages.success(request, "Payment simulator updated.")
     except ValueError as exc:
         messages.error(request, f"Payment simulator: {exc}")
@@ -217,8 +217,8 @@ def set_payment_simulator(request: HttpRequest) -> HttpResponse:
 @staff_action
 def set_shipping_simulator(request: HttpRequest) -> HttpResponse:
     try:
-        ShippingSimulator.configure("shipping_service", request.POST.get("outage") == "on",
-                                    _number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
+        ShippingSimulator.configure("shipping_service", outage=request.POST.get("outage") == "on",
+                                    failure_rate=_number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
         messages.success(request, "Shipping simulator updated.")
     except ValueError as exc:
         messages.error(request, f"Shipping simulator: {exc}")

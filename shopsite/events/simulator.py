@@ -1,8 +1,15 @@
-"""Deterministic-unless-asked failure injection shared by the payment and shipping simulators."""
+"""What the payment and shipping simulators share: failure injection that is
+deterministic unless asked otherwise, their settings row, and its endpoint."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any, Self
+
+from django.db import models
+from django.http import HttpRequest, JsonResponse
+from pydantic import BaseModel
 
 _random = random.Random()
 
@@ -10,3 +17,40 @@ _random = random.Random()
 def fails(failure_rate: float) -> bool:
     """True with probability failure_rate; never when it is 0, always when it is 1."""
     return failure_rate > 0 and _random.random() < failure_rate
+
+
+class SimulatorSettings(models.Model):
+    """Base of a service's simulator settings: one row (id "default") in the service's own database."""
+
+    id = models.CharField(primary_key=True, max_length=16, default="default", db_column="_id")
+    failure_rate = models.FloatField(default=0.0, db_column="failureRate")
+    updated_at = models.DateTimeField(auto_now=True, db_column="updatedAt")
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def current(cls, alias: str) -> Self:
+        return cls.objects.using(alias).get_or_create(pk="default")[0]
+
+    @classmethod
+    def configure(cls, alias: str, **fields: Any) -> Self:
+        sim = cls.current(alias)
+        for name, value in fields.items():
+            setattr(sim, name, value)
+        sim.save(using=alias)
+        return sim
+
+
+def settings_endpoint(request: HttpRequest, model: type[SimulatorSettings], alias: str,
+                      body: type[BaseModel], fields: Callable[[Any], dict[str, Any]]) -> JsonResponse:
+    """GET shows a simulator's settings; PUT validates `body` and stores `fields(body)`."""
+    from shopsite.http import BadRequest, parse_body
+
+    if request.method == "GET":
+        return JsonResponse(model.current(alias).as_document())
+    try:
+        parsed = parse_body(request, body)
+    except BadRequest as exc:
+        return exc.response()
+    return JsonResponse(model.configure(alias, **fields(parsed)).as_document())
