@@ -196,7 +196,10 @@ def test_stream_sends_the_first_event_while_still_open_and_resumes_without_dupli
         events = sse_events(response.iter_lines())
         first = next(e for e in events if e.get("event") == "entry")
         assert not response.is_closed  # read while the stream is still open: not buffered
-        assert json.loads(first["data"])["type"] == "order.OrderCreated.v1" and first["id"] == "1"
+    # Entries stream in arrival order (seq); events of one order can arrive in any order across topics.
+    by_seq = {str(e["seq"]): e["type"] for e in system.projection(order_id).json()["timeline"]}
+    assert sorted(by_seq) == ["1", "2", "3", "4"]
+    assert (first["id"], json.loads(first["data"])["type"]) == ("1", by_seq["1"])
     with system.http.stream("GET", f"/api/read/orders/{order_id}/stream", headers={"Last-Event-ID": "2"},
                             timeout=20) as response:
         seen, heartbeat = [], False
@@ -207,7 +210,7 @@ def test_stream_sends_the_first_event_while_still_open_and_resumes_without_dupli
                     break
             elif event.get("event") == "entry":
                 seen.append((event["id"], json.loads(event["data"])["type"]))
-    assert seen == [("3", "payment.PaymentAuthorized.v1"), ("4", "shipping.OrderShipped.v1")]
+    assert seen == [("3", by_seq["3"]), ("4", by_seq["4"])]  # exactly what was missed, no duplicates
     assert heartbeat
 
 
@@ -229,6 +232,7 @@ def test_stream_delivers_new_entries_as_they_happen(system: System):
         for event in sse_events(response.iter_lines()):
             if event.get("event") == "entry":
                 types.append(json.loads(event["data"])["type"])
-                if "shipping.OrderShipped.v1" in types:
+                if len(types) == 2:
                     break
-    assert types == ["ops.RetryRequested.v1", "shipping.OrderShipped.v1"]
+    # The request and its outcome, each once (they travel on different topics: either may arrive first).
+    assert sorted(types) == ["ops.RetryRequested.v1", "shipping.OrderShipped.v1"]
