@@ -13,7 +13,7 @@ from celery import shared_task
 
 from shopsite.events import metrics, relay
 from shopsite.jsonlog import log_context
-from shopsite.services import BY_ALIAS, SERVICE_ALIASES, task_queue
+from shopsite.services import BY_ALIAS, task_queue
 
 _PER_SERVICE_TASKS = frozenset({"shopsite.events.tasks.dispatch_outbox", "shopsite.events.tasks.sweep_outbox"})
 
@@ -60,9 +60,3 @@ def sweep_outbox(alias: str) -> int:
     metrics.OUTBOX_BACKLOG.labels(name).set(count)
     metrics.OUTBOX_OLDEST_AGE.labels(name).set(age)
     return published
-
-
-@shared_task(name="shopsite.events.tasks.sweep_outboxes", ignore_result=True)
-def sweep_outboxes() -> int:
-    """Every service's sweep in this process (kept for callers that run all services in one worker)."""
-    return sum(sweep_outbox(alias) for alias in SERVICE_ALIASES)
