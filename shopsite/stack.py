@@ -29,6 +29,7 @@ import importlib.resources
 import importlib.util
 import itertools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -93,9 +94,15 @@ def free_port(host: str = LOCALHOST) -> int:
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something listens on host:port.
+
+    A connect to a free port in the ephemeral range can be answered by the
+    socket itself (Linux TCP self-connect: the kernel picks that very port as
+    the source), which is not a listener.
+    """
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            return sock.getsockname() != sock.getpeername()
     except OSError:
         return False
 
@@ -385,6 +392,7 @@ class Stack:
             for name, argv in self._app_commands():
                 self._spawn(_Child(name=name, argv=argv, tier=_TIER_APP), env=self._app_env(name))
             self._wait_healthy(deadline)
+            self._wait_consumers(deadline)
         except BaseException:
             self.stop()
             raise
@@ -701,6 +709,34 @@ class Stack:
                 tail = self._child("daphne").tail() if "daphne" in self._children else ""
                 raise RuntimeError(f"{self.url}/health not 200 in time (last: {last}); daphne output:\n{tail}")
             time.sleep(0.25)
+
+
+    def _wait_consumers(self, deadline: float) -> None:
+        """Ready means consuming: wait until every service's consumer group reports its partitions.
+
+        /health answers as soon as daphne does, while the workers' consumers
+        join their groups seconds later; an order placed in between waits for
+        the join. A consumer publishes its lag only for partitions it was
+        assigned, so a lag sample from every group means every one is in.
+        """
+        prefix = {**os.environ, **self.config.extra_env}.get("KAFKA_GROUP_PREFIX") or "shopsite"
+        from shopsite.services import parse_service_names  # Django-free table
+
+        wanted = {f"{prefix}.{service.name}" for group in self.worker_groups for service in parse_service_names(group)}
+        seen: set[str] = set()
+        while True:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(f"{self.url}/metrics", timeout=3) as resp:
+                    text = resp.read().decode("utf-8", "replace")
+                seen = set(re.findall(r'^shopsite_consumer_lag_messages\{[^}]*group="([^"]+)"', text, re.MULTILINE))
+            except (OSError, urllib.error.URLError):
+                pass
+            if wanted <= seen:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumer groups not assigned in time: waiting for {sorted(wanted - seen)}")
+            time.sleep(0.5)
 
 
 def _signal_group(child: _Child, sig: int) -> None:

@@ -196,3 +196,26 @@ def test_child_dying_during_start_is_reported(tmp_path: Path) -> None:
     assert len(s._spawned) == 5  # kafka, redis, daphne, worker-0, beat
     assert _wait_dead(s._spawned) == []
     assert dict(os.environ) == env_before
+
+
+def test_a_self_connected_socket_is_not_a_listener(monkeypatch) -> None:
+    """Linux can answer a connect to a free ephemeral port with the socket itself."""
+    import socket
+
+    from shopsite import stack
+
+    class SelfConnected:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def getsockname(self):
+            return ("127.0.0.1", 40000)
+
+        def getpeername(self):
+            return ("127.0.0.1", 40000)
+
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: SelfConnected())
+    assert stack.port_open("127.0.0.1", 40000) is False
