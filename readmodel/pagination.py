@@ -30,3 +30,14 @@ def after_cursor(queryset: QuerySet, cursor: str | None) -> QuerySet:
         return ordered
     created_at, order_id = decode_cursor(cursor)
     return ordered.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, order_id__lt=order_id))
+
+
+def page(queryset: QuerySet, cursor: str | None, limit: int) -> tuple[list, str | None]:
+    """Up to `limit` rows after the cursor (newest first) and the cursor of the next page, or None.
+
+    Raises ValueError for a cursor this API did not issue.
+    """
+    rows = list(after_cursor(queryset, cursor)[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].created_at, rows[-1].order_id) if more else None)

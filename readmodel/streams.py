@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
@@ -49,8 +50,6 @@ def _last_event_id(scope: dict[str, Any]) -> int:
 
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
     return dict(parse_qsl(scope.get("query_string", b"").decode()))
 
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from readmodel import deadletters
 from readmodel.models import DeadLetter, OrderProjection
-from readmodel.pagination import after_cursor, encode_cursor
+from readmodel.pagination import page
 from shopsite.events import lifecycle
 from shopsite.events.deadletter import REPLAY_COUNT_HEADER
 from shopsite.http import BadRequest, json_error, parse_body
@@ -35,13 +35,10 @@ def order_list(request: HttpRequest) -> JsonResponse:
     if status:
         rows = rows.filter(current_status=status)
     try:
-        page = list(after_cursor(rows, request.GET.get("cursor"))[: limit + 1])
+        results, next_cursor = page(rows, request.GET.get("cursor"), limit)
     except ValueError as exc:
         return json_error(400, "invalid cursor", [{"field": "cursor", "message": str(exc)}])
-    more = len(page) > limit
-    page = page[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].order_id) if more else None
-    return JsonResponse({"results": [p.as_document() for p in page], "next": next_cursor})
+    return JsonResponse({"results": [p.as_document() for p in results], "next": next_cursor})
 
 
 @require_GET

@@ -28,7 +28,7 @@ from orders.views import PlaceOrderRequest
 from payment.models import PaymentSimulator
 from readmodel import deadletters
 from readmodel.models import DeadLetter, OrderProjection
-from readmodel.pagination import after_cursor, encode_cursor
+from readmodel.pagination import page
 from shipping.models import ShippingSimulator
 from shopsite.dashboard import overview
 from shopsite.dashboard.actions import available_actions
@@ -67,14 +67,13 @@ def _order_page(request: HttpRequest) -> dict[str, Any]:
         rows = rows.filter(order_id__startswith=query)
     cursor = request.GET.get("cursor") or None
     try:
-        page = list(after_cursor(rows, cursor)[: PAGE_SIZE + 1])
-    except ValueError:
-        cursor, page = None, list(after_cursor(rows, None)[: PAGE_SIZE + 1])
-    more = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+        orders, next_cursor = page(rows, cursor, PAGE_SIZE)
+    except ValueError:  # a mangled link: show the first page rather than an error
+        cursor = None
+        orders, next_cursor = page(rows, None, PAGE_SIZE)
     return {
-        "orders": page, "status": status, "q": query, "cursor": cursor, "statuses": lifecycle.STATUSES,
-        "next_cursor": encode_cursor(page[-1].created_at, page[-1].order_id) if more else None,
+        "orders": orders, "status": status, "q": query, "cursor": cursor, "statuses": lifecycle.STATUSES,
+        "next_cursor": next_cursor,
     }
 
 
