@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    # Swagger UI's files for /api/docs, served as static files: no CDN at run time.
+    "drf_spectacular_sidecar",
     "shopsite.events",
     "shopsite.ops",
     "shopsite.dashboard",

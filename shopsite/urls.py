@@ -17,6 +17,7 @@ import orders.views
 import payment.views
 import readmodel.views
 import shipping.views
+from shopsite.api import views as api_views
 from shopsite.dashboard import views as dashboard
 from shopsite.ops import views as ops_views
 from shopsite.services import SERVICES
@@ -24,6 +25,8 @@ from shopsite.services import SERVICES
 COMMON: list[URLPattern | URLResolver] = [
     path("health", ops_views.health, name="health"),
     path("metrics", ops_views.metrics, name="metrics"),
+    path("api/schema", api_views.schema, name="api-schema"),
+    path("api/docs", api_views.docs, name="api-docs"),
 ]
 
 BY_SERVICE: dict[str, list[URLPattern | URLResolver]] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema
 
 from shopsite.events import topics
 
@@ -18,6 +18,8 @@ Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=14, decimal_places=2),
     PlainSerializer(lambda d: float(d), return_type=float, when_used="json"),
+    # What the wire carries: a number in cents precision (the API schema says so too).
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 999_999_999_999.99, "multipleOf": 0.01}),
 ]
 OrderId = Annotated[str, Field(min_length=1, max_length=64)]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
