@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from django.db.models import Count
-from django.db.models.functions import TruncMinute
+from django.db.models.functions import ExtractHour, ExtractMinute
 from django.utils.safestring import SafeString, mark_safe
 
 from readmodel.models import OrderProjection
@@ -42,10 +42,19 @@ def window_minutes(value: str | None) -> int:
 
 
 def order_counts(window: Window) -> list[tuple[datetime, str, int]]:
+    """(minute, status, orders) counted by the database.
+
+    Grouped by hour and minute of the clock rather than a truncated timestamp:
+    every backend has those ($dateTrunc is missing from mongomock), and in a
+    window shorter than a day they name each minute once.
+    """
+    assert window.minutes <= 24 * 60
+    by_clock = {(at.hour, at.minute): at for at in window.buckets}
     rows = (OrderProjection.objects.using(READ).filter(created_at__gte=window.first)
-            .annotate(minute=TruncMinute("created_at", tzinfo=timezone.utc))
-            .values("minute", "current_status").annotate(n=Count("pk")).order_by())
-    return [(row["minute"], row["current_status"], row["n"]) for row in rows]
+            .annotate(hour=ExtractHour("created_at"), minute=ExtractMinute("created_at"))
+            .values("hour", "minute", "current_status").annotate(n=Count("pk")).order_by())
+    return [(by_clock[key], row["current_status"], row["n"]) for row in rows
+            if (key := (row["hour"], row["minute"])) in by_clock]
 
 
 def shipped_samples(window: Window) -> list[tuple[datetime, float]]:

@@ -93,6 +93,7 @@ class History:
         self.url = url
         self.local: deque[Sample] = deque(maxlen=KEEP_SECONDS // SAMPLE_SECONDS)
         self._client = None
+        self._warned = False
 
     def _redis(self):
         if self._client is None:
@@ -111,8 +112,10 @@ class History:
                     pipe.ltrim(KEY, 0, KEEP_SECONDS // SAMPLE_SECONDS - 1)
                     pipe.execute()
             return
-        except Exception:  # noqa: BLE001 - any Redis failure: keep a history in this process
-            log.warning("dashboard history: Redis unavailable, sampling in-process", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - any Redis failure: keep a history in this process
+            if not self._warned:  # once per process, not on every refresh of every open dashboard
+                log.warning("dashboard history: Redis unavailable (%s), sampling in-process", exc)
+                self._warned = True
         if not self.local or time.time() - self.local[0].at >= SAMPLE_SECONDS:
             self.local.appendleft(take())
 
