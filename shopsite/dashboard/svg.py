@@ -218,7 +218,7 @@ class Step:
     tone: str = "ok"  # ok, bad, ops
 
 
-LANE_HEIGHT = 34
+LANE_HEIGHT = 40
 STEP_WIDTH = 118
 TONES = {"ok": "#2e9d57", "bad": "#d64545", "ops": "#8a63d2", "info": "#5b6474"}
 
@@ -253,7 +253,7 @@ def saga_lanes(title: str, lanes: Sequence[str], steps: Sequence[Step]) -> str:
         gap = (steps[index].at - steps[index - 1].at).total_seconds()
         parts.append(f'<line class="hop" x1="{x0 + 6:.1f}" y1="{y0:.1f}" x2="{x1 - 6:.1f}" y2="{y1:.1f}"/>')
         sign = "-" if gap < 0 else "+"  # clocks of two hosts can disagree: say so rather than hide it
-        parts.append(f'<text class="gap" x="{(x0 + x1) / 2:.1f}" y="{min(y0, y1) - 5:.1f}" text-anchor="middle">'
+        parts.append(f'<text class="gap" x="{(x0 + x1) / 2 + 4:.1f}" y="{(y0 + y1) / 2 - 4:.1f}">'
                      f"{sign}{escape(seconds(abs(gap)))}</text>")
     for index, step in enumerate(steps):
         x, y = centre(index, step)
@@ -261,7 +261,7 @@ def saga_lanes(title: str, lanes: Sequence[str], steps: Sequence[Step]) -> str:
         stamp = step.at.astimezone(timezone.utc).strftime("%H:%M:%S.%f")[:-3]
         parts.append(f'<g class="step" data-type="{escape(step.label)}"><circle cx="{x:.1f}" cy="{y:.1f}" r="6" '
                      f'fill="{color}"/><title>{escape(step.label)} at {stamp} UTC</title>'
-                     f'<text class="step-name" x="{x:.1f}" y="{y + 17:.1f}" text-anchor="middle">'
+                     f'<text class="step-name" x="{x:.1f}" y="{y + 16:.1f}" text-anchor="middle">'
                      f"{escape(step.label)}</text></g>")
     if not steps:
         parts.append(f'<text class="empty" x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle">'
