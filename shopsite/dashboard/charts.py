@@ -9,7 +9,7 @@ only, newest first, at most SAMPLE_LIMIT. Lag and backlog come from pulse.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.db.models import Count
 from django.db.models.functions import ExtractHour, ExtractMinute
@@ -57,11 +57,22 @@ def order_counts(window: Window) -> list[tuple[datetime, str, int]]:
             if (key := (row["hour"], row["minute"])) in by_clock]
 
 
-def shipped_samples(window: Window) -> list[tuple[datetime, float]]:
-    rows = (OrderProjection.objects.using(READ)
-            .filter(created_at__gte=window.first, current_status__in=[lifecycle.SHIPPED, lifecycle.REFUNDED])
-            .order_by("-created_at").values_list("created_at", "timeline")[:SAMPLE_LIMIT])
-    return [(created, seconds) for created, timeline in rows
+def shipped_samples(window: Window, shipped_per_minute: list[int]) -> list[tuple[datetime, float]]:
+    """(minute placed, seconds to SHIPPED) of the window's shipped orders, at most about SAMPLE_LIMIT.
+
+    Over the limit, each minute gets its share (newest first within the
+    minute), so a busy window still has a point in every minute rather than
+    only in its last few.
+    """
+    shipped = (OrderProjection.objects.using(READ)
+               .filter(current_status__in=[lifecycle.SHIPPED, lifecycle.REFUNDED]).order_by("-created_at"))
+    if sum(shipped_per_minute) <= SAMPLE_LIMIT:
+        parts = [shipped.filter(created_at__gte=window.first)[:SAMPLE_LIMIT]]
+    else:
+        share = max(1, SAMPLE_LIMIT // window.minutes)
+        parts = [shipped.filter(created_at__gte=start, created_at__lt=start + timedelta(minutes=1))[:share]
+                 for start, n in zip(window.buckets, shipped_per_minute) if n]
+    return [(created, seconds) for part in parts for created, timeline in part.values_list("created_at", "timeline")
             if (seconds := series.seconds_between(timeline, topics.ORDER_CREATED, topics.ORDER_SHIPPED)) is not None]
 
 
@@ -87,7 +98,8 @@ def build(now: datetime | None = None, minutes: int = DEFAULT_MINUTES, *, sample
         [svg.Series(name, OUTCOME_COLORS[name], per_outcome[name]) for name in series.OUTCOMES],
         empty="no orders placed in this window")
 
-    quantiles = series.latency_per_minute(window, shipped_samples(window))
+    shipped = [a + b for a, b in zip(per_outcome[series.SHIPPED], per_outcome[series.REFUNDED])]
+    quantiles = series.latency_per_minute(window, shipped_samples(window, shipped))
     latency = svg.lines(
         "POST -> SHIPPED by minute placed", labels,
         [svg.Series("p50", "#2456c7", quantiles[0.5]), svg.Series("p95", "#d64545", quantiles[0.95])],
