@@ -94,3 +94,18 @@ def test_order_page_shows_the_saga_in_service_lanes(client):
         assert steps == ["OrderCreated", "InventoryReserved", "PaymentFailed"]
         assert [t.text for t in chart.findall(".//s:text[@class='gap']", NS)] == ["+100 ms", "+100 ms"]
     assert client.get("/orders/nope/saga").status_code == 404
+
+
+def test_a_busy_window_still_has_a_latency_point_in_every_minute(client, monkeypatch):
+    from shopsite.dashboard import charts
+
+    monkeypatch.setattr(charts, "SAMPLE_LIMIT", 3)  # 6 shipped orders in 2 minutes; newest 3 would all be the later minute
+    now = datetime.now(timezone.utc)
+    for start in (now - timedelta(minutes=3), now - timedelta(minutes=1)):
+        for _ in range(3):
+            deliver("readmodel", Saga(start=start).happy_path())
+    html = client.get("/charts?minutes=15", HTTP_HX_REQUEST="true").content.decode()
+    points = figure(html, "chart-latency").findall(".//s:circle/s:title", NS)
+    p50_minutes = {t.text.split(" ")[0] for t in points if " p50: " in t.text}
+    assert p50_minutes == {svg.clock(now - timedelta(minutes=3) + timedelta(milliseconds=100)),
+                           svg.clock(now - timedelta(minutes=1) + timedelta(milliseconds=100))}
