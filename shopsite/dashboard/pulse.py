@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import redis
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -92,13 +93,11 @@ class History:
     def __init__(self, url: str) -> None:
         self.url = url
         self.local: deque[Sample] = deque(maxlen=KEEP_SECONDS // SAMPLE_SECONDS)
-        self._client = None
+        self._client: redis.Redis | None = None
         self._warned = False
 
-    def _redis(self):
+    def _redis(self) -> redis.Redis:
         if self._client is None:
-            import redis
-
             self._client = redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
         return self._client
 

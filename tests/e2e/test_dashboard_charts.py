@@ -8,15 +8,20 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import SAGA_TIMEOUT, System, wait_for
-from tests.e2e.test_dashboard import browser, log_in, operator, page, shot  # noqa: F401 - shared fixtures
+from tests.e2e.test_dashboard import SCREENSHOTS, browser, log_in, operator, page, shot  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.e2e
 
 SHIPPED_ORDERS = 8
 FAILED_ORDERS = 3
+
+
+def element_shot(element: Locator, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    element.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def total_of(page: Page, chart: str, outcome: str) -> int:
@@ -58,7 +63,8 @@ def test_list_page_charts_show_real_orders_and_update_live(page: Page, system: S
     system.wait_shipped(system.place_order([{"sku": "SKU-2", "qty": 1}], 7)["orderId"])
     wait_for(lambda: total_of(page, "chart-throughput", "shipped") > before, SAGA_TIMEOUT,
              what="the throughput chart to count the new order without a reload")
-    charts.screenshot(path=str(shot(page, "charts-list-page").with_name("charts-panel.png")))
+    shot(page, "charts-list-page")
+    element_shot(charts, "charts-panel")
 
     page.goto(f"/orders/{shipped[0]}")
     saga = page.locator("figure.saga svg")
@@ -67,7 +73,8 @@ def test_list_page_charts_show_real_orders_and_update_live(page: Page, system: S
         "OrderCreated", "InventoryReserved", "PaymentAuthorized", "OrderShipped"]
     gaps = saga.locator("text.gap").all_text_contents()
     assert len(gaps) == 3 and all(re.fullmatch(r"\+[\d.]+ (ms|s|min)", g) for g in gaps), gaps
-    page.locator("figure.saga").screenshot(path=str(shot(page, "charts-order-page").with_name("charts-saga.png")))
+    shot(page, "charts-order-page")
+    element_shot(page.locator("figure.saga"), "charts-saga")
 
 
 def test_charts_show_without_javascript(browser: Browser, system: System, operator):  # noqa: F811
