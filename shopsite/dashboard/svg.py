@@ -126,13 +126,20 @@ def _axes(frame: _Frame, labels: Sequence[str], grid: Sequence[float], fmt: Form
     return parts
 
 
-def _legend(series: Sequence[Series], frame: _Frame) -> list[str]:
+def _last(values: Sequence[float | None]) -> float | None:
+    return next((v for v in reversed(values) if v is not None), None)
+
+
+def _legend(series: Sequence[Series], frame: _Frame, fmt: Format | None = None) -> list[str]:
+    """Colour keys; with `fmt`, each followed by the series' latest value (lines on top of each other stay readable)."""
     parts, x = [], frame.left
     y = frame.height - 8
     for s in series:
+        last = _last(s.values) if fmt else None
+        text = s.name if last is None or fmt is None else f"{s.name} {fmt(last)}"
         parts.append(f'<rect x="{x:.0f}" y="{y - 9}" width="10" height="10" fill="{escape(s.color)}"/>')
-        parts.append(f'<text class="legend" x="{x + 14:.0f}" y="{y}">{escape(s.name)}</text>')
-        x += 24 + 7 * len(s.name)
+        parts.append(f'<text class="legend" x="{x + 14:.0f}" y="{y}">{escape(text)}</text>')
+        x += 24 + 6 * len(text)
     return parts
 
 
@@ -175,8 +182,7 @@ def lines(title: str, labels: Sequence[str], series: Sequence[Series], *,
     values = [v for s in series for v in s.values if v is not None]
     grid = ticks(max(values, default=0) or 1, whole=whole)
     frame = _Frame(len(labels), grid[-1])
-    summary = ", ".join(f"{s.name} last {fmt(last)}" for s in series
-                        if (last := next((v for v in reversed(s.values) if v is not None), None)) is not None)
+    summary = ", ".join(f"{s.name} last {fmt(last)}" for s in series if (last := _last(s.values)) is not None)
     parts = _open(title, summary or empty, frame.width, frame.height) + _axes(frame, labels, grid, fmt)
     for s in series:
         for run in _runs(s.values):
@@ -187,7 +193,7 @@ def lines(title: str, labels: Sequence[str], series: Sequence[Series], *,
                              f"<title>{escape(labels[i])} {escape(s.name)}: {escape(fmt(v))}</title></circle>")
     if not values:
         parts.append(_empty(frame, empty))
-    parts += _legend(series, frame)
+    parts += _legend(series, frame, fmt)
     parts.append("</svg>")
     return "".join(parts)
 

@@ -149,3 +149,9 @@ def test_per_minute_keeps_the_highest_sample_and_gaps():
                pulse.Sample(at + 25, {"orders": 1})]
     assert pulse.per_minute(window, samples, lambda s: s.lag, ["orders", "payment"]) == {
         "orders": [None, 9, None], "payment": [None, 0, None]}
+
+
+def test_line_legends_carry_the_latest_value():
+    markup = svg.lines("Latency", ["a", "b"], [svg.Series("p50", "#00f", [0.2, None]), svg.Series("p95", "#f00", [None, None])],
+                       fmt=svg.seconds)
+    assert [t.text for t in parse(markup).findall(".//s:text[@class='legend']", NS)] == ["p50 200 ms", "p95"]
