@@ -3,7 +3,8 @@
 Orders per minute are counted by the database (grouped by minute and status,
 bounded to the window, on the createdAt index); POST->SHIPPED times need the
 timeline's event times, so they are read for the window's shipped orders
-only, newest first, at most SAMPLE_LIMIT. Lag and backlog come from pulse.
+only, at most about SAMPLE_LIMIT. Lag and backlog come from the metrics,
+through pulse. The pictures themselves are drawn by svg.
 """
 
 from __future__ import annotations
