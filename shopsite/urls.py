@@ -64,10 +64,12 @@ assert set(BY_SERVICE) == {s.name for s in SERVICES}, "every service needs its U
 DASHBOARD: list[URLPattern | URLResolver] = [
     path("", dashboard.order_list, name="dashboard"),
     path("overview", dashboard.overview_panel, name="overview"),
+    path("charts", dashboard.charts_panel, name="charts"),
     path("orders/new", dashboard.new_order, name="new-order"),
     path("orders/create", dashboard.create_order, name="create-order-form"),
     path("orders/<str:order_id>", dashboard.order_page, name="order-page"),
     path("orders/<str:order_id>/panel", dashboard.order_panel, name="order-panel"),
+    path("orders/<str:order_id>/saga", dashboard.order_saga, name="order-saga"),
     path("orders/<str:order_id>/<str:kind>/<str:value>", dashboard.order_action, name="order-action"),
     path("controls", dashboard.controls, name="controls"),
     path("controls/stock/<str:sku>", dashboard.set_stock, name="controls-stock"),

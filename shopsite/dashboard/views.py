@@ -30,7 +30,7 @@ from readmodel import deadletters
 from readmodel.models import DeadLetter, OrderProjection
 from readmodel.pagination import page
 from shipping.models import ShippingSimulator
-from shopsite.dashboard import overview
+from shopsite.dashboard import charts, overview
 from shopsite.dashboard.actions import available_actions
 from shopsite.events import lifecycle
 from shopsite.events.schemas import error_details
@@ -83,6 +83,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("fragment") == "table":
         return render(request, "dashboard/_orders_table.html", context)
     context["overview"] = overview.compute()
+    context["charts"] = charts.build(minutes=charts.window_minutes(request.GET.get("minutes")))
     return render(request, "dashboard/order_list.html", context)
 
 
@@ -90,6 +91,14 @@ def order_list(request: HttpRequest) -> HttpResponse:
 def overview_panel(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/_overview.html", {"overview": overview.compute(),
                                                          "status": request.GET.get("status", "")})
+
+
+@require_GET
+def charts_panel(request: HttpRequest) -> HttpResponse:
+    """The list page's pictures alone: what the live refresh swaps in (and a page of its own without htmx)."""
+    context = {"charts": charts.build(minutes=charts.window_minutes(request.GET.get("minutes")))}
+    template = "dashboard/_charts.html" if request.htmx else "dashboard/charts.html"
+    return render(request, template, context)
 
 
 # --- one order --------------------------------------------------------------------
@@ -123,6 +132,12 @@ def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
 @require_GET
 def order_panel(request: HttpRequest, order_id: str) -> HttpResponse:
     return render(request, "dashboard/_order_panel.html", _order_context(order_id))
+
+
+@require_GET
+def order_saga(request: HttpRequest, order_id: str) -> HttpResponse:
+    """The order's saga as service lanes, refreshed live on the order page."""
+    return render(request, "dashboard/_saga.html", _order_context(order_id))
 
 
 @staff_action
