@@ -78,3 +78,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 def _in_memory_channel_layer(settings):  # noqa: F811 - pytest-django's settings fixture
     """In-process tests push live updates to an in-memory layer, not to whatever Redis runs here."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture(autouse=True)
+def _dashboard_history_in_process(monkeypatch):
+    """In-process tests that render the dashboard keep its chart samples in the process,
+    never on whatever Redis runs on this machine (port 9, discard, refuses at once)."""
+    from shopsite.dashboard import pulse
+
+    monkeypatch.setattr(pulse, "_history", pulse.History("redis://127.0.0.1:9/0"))
