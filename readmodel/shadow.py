@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
+from django.db.utils import load_backend
 
 from readmodel.models import DeadLetter, OrderProjection
 from shopsite.events.models import OutboxMessage, ProcessedEvent
@@ -49,10 +50,12 @@ def _drop(alias: str, vendor: str, entry: dict) -> None:
 @contextlib.contextmanager
 def shadow_database(live_alias: str, tag: str) -> Iterator[str]:
     """An empty database with the read model's tables, as a Django alias; dropped on exit."""
-    entry = copy.deepcopy(connections.databases[live_alias])
+    entry = copy.deepcopy(connections[live_alias].settings_dict)
     vendor = connections[live_alias].vendor
     entry["NAME"] = _shadow_name(entry, vendor, tag)
-    connections.databases[SHADOW_ALIAS] = entry
+    # A connection of this thread only, never added to DATABASES: nothing else in the process
+    # (the router, health checks, migrations) should ever see the scratch database.
+    connections[SHADOW_ALIAS] = load_backend(entry["ENGINE"]).DatabaseWrapper(entry, SHADOW_ALIAS)
     try:
         _drop(SHADOW_ALIAS, vendor, entry)  # a leftover of an interrupted run
         if vendor == "postgresql":
@@ -68,5 +71,4 @@ def shadow_database(live_alias: str, tag: str) -> Iterator[str]:
             _drop(SHADOW_ALIAS, vendor, entry)
         finally:
             connections[SHADOW_ALIAS].close()
-            del connections[SHADOW_ALIAS]  # the cached connection object, then its settings
-            del connections.databases[SHADOW_ALIAS]
+            del connections[SHADOW_ALIAS]
