@@ -25,6 +25,11 @@ def _instant(text: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
+def _short(text: str, limit: int = 110) -> str:
+    """One table row per letter: a long error is cut (the whole one is on /dlq and in the API)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class Command(BaseCommand):
     help = "Replay the dead letters matching the filters, oldest first, respecting the replay limit."
 
@@ -63,7 +68,7 @@ class Command(BaseCommand):
                     outcome = "refused: gone"
                 outcomes[outcome.split(":")[0]] += 1
                 rows.append((letter.id, letter.original_type, f"{letter.created_at:%Y-%m-%d %H:%M:%S}",
-                             str(letter.replay_count), outcome))
+                             str(letter.replay_count), _short(outcome)))
                 advance(1)
         if letters:
             self.stdout.write(table(rows))
