@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv browser run test bench clean
+.PHONY: venv browser promtool run test bench clean
 
 venv: $(STAMP)
 
@@ -23,13 +23,18 @@ $(STAMP): requirements.txt | $(PY)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# promtool checks and unit-tests the alert rules under deploy/prometheus (tests/deploy):
+# Debian's prometheus package, installed once when missing.
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
+
 run: $(STAMP)
 	$(PY) -m shopsite.stack
 
 # Every database backend, one pytest run each (tests/run_backends.py):
 # SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).
 # SHOPSITE_TEST_BACKENDS=sqlite limits it; PYTEST_ARGS go to every run.
-test: $(STAMP) browser
+test: $(STAMP) browser promtool
 	$(PY) tests/run_backends.py $(PYTEST_ARGS)
 
 bench: $(STAMP)

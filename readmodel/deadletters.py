@@ -10,6 +10,7 @@ one that failed handles it.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,22 +54,28 @@ def store(event: Event, alias: str) -> DeadLetter:
     return row
 
 
+def check_replayable(row: DeadLetter, corrected: dict[str, Any] | None = None) -> Event:
+    """The event a replay of `row` would publish; raises ReplayRefused with the reason it would not."""
+    if row.replay_count >= MAX_REPLAYS:
+        raise ReplayRefused(f"replayed {row.replay_count} times already (limit {MAX_REPLAYS}); fix the cause")
+    source = corrected if corrected is not None else row.payload
+    try:
+        event = from_wire(source)
+    except InvalidEvent as exc:
+        what = "the corrected event" if corrected is not None else "the original message"
+        raise ReplayRefused(f"{what} is not a valid event: {exc.reason}") from exc
+    if corrected is None and event.topic != row.source_topic and row.source_topic != "unknown":
+        raise ReplayRefused(f"the original is a {event.type} but came from {row.source_topic}; send a corrected event")
+    return event
+
+
 def replay(letter_id: str, corrected: dict[str, Any] | None = None) -> Event:
     """Publish the original (or corrected) event again; raises ReplayRefused with the reason."""
     with unit_of_work(ALIAS) as uow:
         row = DeadLetter.objects.using(ALIAS).select_for_update().filter(pk=letter_id).first()
         if row is None:
             raise LookupError(letter_id)
-        if row.replay_count >= MAX_REPLAYS:
-            raise ReplayRefused(f"replayed {row.replay_count} times already (limit {MAX_REPLAYS}); fix the cause")
-        source = corrected if corrected is not None else row.payload
-        try:
-            event = from_wire(source)
-        except InvalidEvent as exc:
-            what = "the corrected event" if corrected is not None else "the original message"
-            raise ReplayRefused(f"{what} is not a valid event: {exc.reason}") from exc
-        if corrected is None and event.topic != row.source_topic and row.source_topic != "unknown":
-            raise ReplayRefused(f"the original is a {event.type} but came from {row.source_topic}; send a corrected event")
+        event = check_replayable(row, corrected)
         count = row.replay_count + 1
         event = dataclasses.replace(event, headers={**event.headers, REPLAY_COUNT_HEADER: count})
         uow.emit(event)
@@ -76,3 +83,36 @@ def replay(letter_id: str, corrected: dict[str, Any] | None = None) -> Event:
         row.save(using=ALIAS, update_fields=["status", "replay_count", "replayed_at"])
         uow.on_commit(lambda: publish_soon(ALIAS))
     return event
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters an operator means; empty fields match everything."""
+
+    consumer: str = ""  # a consumer that gave up on it (any of its errors)
+    event_type: str = ""  # the original event's type
+    since: datetime | None = None  # dead-lettered at or after
+    until: datetime | None = None  # dead-lettered before
+    error_contains: str = ""  # in any of its errors, case-insensitive
+    status: str | None = DeadLetter.PENDING  # None: replayed ones too
+
+
+def select(selection: Selection) -> list[DeadLetter]:
+    """The matching dead letters, oldest first (the order they went wrong in)."""
+    query = DeadLetter.objects.using(ALIAS).order_by("created_at", "id")
+    if selection.status:
+        query = query.filter(status=selection.status)
+    if selection.event_type:
+        query = query.filter(original_type=selection.event_type)
+    if selection.since:
+        query = query.filter(created_at__gte=selection.since)
+    if selection.until:
+        query = query.filter(created_at__lt=selection.until)
+    # The per-consumer errors are a JSON list: matched here, the same on every backend.
+    needle = selection.error_contains.lower()
+    return [
+        row for row in query
+        if (not selection.consumer or any(e.get("consumer") == selection.consumer for e in row.errors))
+        and (not needle or needle in row.error.lower() or any(needle in str(e.get("error", "")).lower()
+                                                              for e in row.errors))
+    ]

@@ -32,6 +32,7 @@ def _configure_logging() -> None:
 app = Celery("shopsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["shopsite.events"])
+app.autodiscover_tasks(["shopsite.events"], related_name="retention")
 
 
 @setup_logging.connect

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from shopsite import databases
-from shopsite.services import served_services
+from shopsite.services import served_services, task_queue
 
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -157,6 +157,29 @@ CELERY_BEAT_SCHEDULE = {
     }
     for service in SERVED_SERVICES
 }
+
+# --- Retention (shopsite/events/retention.py) -------------------------------------
+# Dispatched outbox rows are only history once the broker has them: kept 3 days
+# for debugging. Rows not dispatched (pending or parked) are never purged.
+OUTBOX_RETENTION_HOURS = float(os.environ.get("OUTBOX_RETENTION_HOURS", "72"))
+# processed_events must outlive the broker's retention: a message still on a topic
+# can be delivered again (group offset reset, rewind, replay), and without its row
+# it would be applied twice. Kafka keeps messages 7 days by default
+# (log.retention.hours=168); twice that (14 days) leaves room for a consumer that
+# lagged or a rewind near the end of that window. Raise it with the topics' retention.
+PROCESSED_EVENTS_RETENTION_HOURS = float(os.environ.get("PROCESSED_EVENTS_RETENTION_HOURS", "336"))
+RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "1000"))
+RETENTION_PURGE_SECONDS = float(os.environ.get("RETENTION_PURGE_SECONDS", "3600"))
+# One purge per served service, on that service's queue (only its workers reach its database).
+CELERY_BEAT_SCHEDULE.update({
+    f"purge-retention-{service.name}": {
+        "task": "shopsite.events.retention.purge_expired",
+        "schedule": RETENTION_PURGE_SECONDS,
+        "args": (service.alias,),
+        "options": {"queue": task_queue(service), "expires": RETENTION_PURGE_SECONDS},
+    }
+    for service in SERVED_SERVICES
+})
 
 CHANNEL_LAYERS = {
     "default": {

@@ -81,6 +81,11 @@ SAGA_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+PURGED_ROWS = Counter(
+    "shopsite_purged_rows_total",
+    "Rows deleted by retention: dispatched outbox rows and processed_events past their age (table label).",
+    ["service", "table"],
+)
 HTTP_REQUESTS = Counter(
     "shopsite_http_requests_total",
     "HTTP requests by route (the URL pattern, never the raw path) and status.",

@@ -51,4 +51,4 @@ def test_the_order_service_alone_serves_its_endpoints_and_not_the_others(orders_
     lines = [line for name in ("daphne", "worker-0", "beat") for line in log_lines(orders_alone, name)]
     assert {line["service"] for line in lines} == {"orders"}
     beat = [line for line in lines if line["message"] == "beat started"]
-    assert beat and beat[0]["schedule"] == ["sweep-outbox-orders"]
+    assert beat and beat[0]["schedule"] == ["purge-retention-orders", "sweep-outbox-orders"]
