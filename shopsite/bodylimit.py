@@ -1,17 +1,26 @@
 """Refuse oversized request bodies while they arrive, before anything buffers them.
 
-Django's ASGIHandler reads the whole body into a temporary file before any
-middleware runs, so DATA_UPLOAD_MAX_MEMORY_SIZE is checked only after the
-bytes are on disk. This wraps the ASGI application instead: a declared
-Content-Length over the limit is answered 413 at once, and a body without
-one (chunked) is counted as its `http.request` messages arrive; past the
-limit the application sees a disconnect (and stops reading) and the client
-gets 413.
+Two places buffer a body before Django's DATA_UPLOAD_MAX_MEMORY_SIZE is
+checked: daphne (Twisted) collects the whole body, in a temporary file
+above 100 kB, before the application hears of the request; and Django's
+ASGIHandler reads it into a temporary file before any middleware runs.
+
+* `LimitedWebRequest` is daphne's request with the limit (used by
+  shopsite/web.py through `install_in_daphne()`): a declared Content-Length
+  over the limit is answered 413 at once, a chunked body is counted as it
+  arrives and answered 413 when it passes the limit; the body is kept in
+  memory (at most the limit), never in a file. After a 413 the rest of the
+  body is read and dropped for a moment before closing, so the client sees
+  the answer rather than a reset connection.
+* `BodyLimit` wraps the ASGI application, for any other ASGI server: the
+  same rules on the `http.request` messages; past the limit the application
+  sees a disconnect and the client gets 413.
 """
 
 from __future__ import annotations
 
 import json
+from io import BytesIO
 from typing import Any
 
 Scope = dict[str, Any]
@@ -71,3 +80,79 @@ async def _refuse(send: Any, status: int, error: str) -> None:
         (b"connection", b"close"),
     ]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _refusal_bytes(max_bytes: int) -> bytes:
+    body = json.dumps({"error": f"request body larger than {max_bytes} bytes"}).encode()
+    return (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+
+LINGER_SECONDS = 2.0
+
+
+def limited_request_class(max_bytes: int) -> type:
+    from daphne.http_protocol import WebRequest
+    from twisted.internet import reactor
+    from twisted.web import http
+
+    class LimitedWebRequest(WebRequest):
+        refused = False
+        received = 0
+
+        def gotLength(self, length: int | None) -> None:
+            self.content = BytesIO()  # never a temporary file: at most max_bytes are kept
+            if length is not None and length > max_bytes:
+                self._refuse()
+
+        def handleContentChunk(self, data: bytes) -> None:
+            if self.refused:
+                return  # read and dropped
+            self.received += len(data)
+            if self.received > max_bytes:
+                self._refuse()
+                return
+            self.content.write(data)
+
+        def _refuse(self) -> None:
+            self.refused = True
+            self.content = BytesIO()
+            transport = self.channel.transport
+            transport.write(_refusal_bytes(max_bytes))
+            reactor.callLater(LINGER_SECONDS, transport.loseConnection)
+
+        def process(self) -> Any:
+            if self.refused:
+                return None
+            return super().process()
+
+        def connectionLost(self, reason: Any) -> None:
+            if self.refused:  # never handed to the application: nothing of daphne's to clean up
+                http.Request.connectionLost(self, reason)
+                return
+            super().connectionLost(reason)
+
+    return LimitedWebRequest
+
+
+def install_in_daphne() -> None:
+    """Make daphne's HTTP factory build `LimitedWebRequest`s (call before the server starts).
+
+    The limit is settings.REQUEST_BODY_MAX_BYTES, read when the first connection
+    arrives (daphne has loaded the application, and so Django's settings, by then)."""
+    import daphne.server
+    from daphne.http_protocol import HTTPFactory
+
+    request_class: list[type] = []
+
+    class LimitedHTTPFactory(HTTPFactory):
+        def buildProtocol(self, addr: Any) -> Any:
+            protocol = super().buildProtocol(addr)
+            if not request_class:
+                from django.conf import settings
+
+                request_class.append(limited_request_class(settings.REQUEST_BODY_MAX_BYTES))
+            protocol.requestFactory = request_class[0]
+            return protocol
+
+    daphne.server.HTTPFactory = LimitedHTTPFactory
