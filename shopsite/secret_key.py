@@ -14,11 +14,13 @@ import os
 import secrets
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 # Only ever used with DJANGO_DEBUG=1 and no key configured.
 _DEBUG_ONLY_KEY = "debug-only-insecure-key-never-used-without-DJANGO_DEBUG=1"
 
 
-class MissingSecretKey(RuntimeError):
+class MissingSecretKey(ImproperlyConfigured):
     pass
 
 
