@@ -137,7 +137,6 @@ class _StreamConsumer(AsyncConsumer):
         refusal = await self.admit()
         if refusal is not None:
             status, text, extra = refusal
-            self.ended = True
             await self.send_response(status, json.dumps({"error": text}).encode(),
                                      headers=[(b"Content-Type", b"application/json"), *extra])
             return

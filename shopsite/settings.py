@@ -21,6 +21,8 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 # Never a key from the repository outside DEBUG: DJANGO_SECRET_KEY, or the file
 # that `make run` generates for this checkout (shopsite/secret_key.py), or no start.
 SECRET_KEY_FILE = VAR_DIR / "secret_key"
+if os.environ.get("SHOPSITE_GENERATE_SECRET_KEY", "0") == "1" and not os.environ.get("DJANGO_SECRET_KEY"):
+    secret_key.ensure(SECRET_KEY_FILE)
 SECRET_KEY = secret_key.configured(os.environ.get("DJANGO_SECRET_KEY", ""), SECRET_KEY_FILE, debug=DEBUG)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 

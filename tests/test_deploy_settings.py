@@ -41,3 +41,10 @@ def test_make_run_generates_a_private_key_once_and_every_process_reads_it(tmp_pa
     assert len(key) >= 50
     assert secret_key.configured("", key_file, debug=False) == key
     assert _manage(tmp_path, "check").returncode == 0  # a process of this checkout finds it
+
+
+def test_make_run_asks_the_first_process_to_generate_the_key(tmp_path: Path):
+    done = _manage(tmp_path, "check", SHOPSITE_GENERATE_SECRET_KEY="1")
+    assert done.returncode == 0 and "Generated a secret key" in done.stderr, done.stderr
+    assert (tmp_path / "secret_key").is_file()
+    assert "Generated" not in _manage(tmp_path, "check", SHOPSITE_GENERATE_SECRET_KEY="1").stderr
