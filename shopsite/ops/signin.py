@@ -48,5 +48,5 @@ def sign_in_with_link(request: HttpRequest, token: str) -> HttpResponse:
     if user is None:
         return HttpResponseBadRequest("This sign-in link is invalid, used or expired. "
                                       "Run `python manage.py bootstrap_operator` for a new one.")
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend="shopsite.ops.backends.PermissionBackend")
     return redirect(settings.LOGIN_REDIRECT_URL)
