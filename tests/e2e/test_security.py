@@ -141,25 +141,25 @@ def open_stream(url: str, path: str, headers: dict[str, str]) -> tuple[socket.so
 
 
 def test_streams_are_capped_per_user_and_in_all(system: System):
+    # Tokens first: streams end at their maximum age, so they are opened in one quick go.
+    users = -(-STREAMS_IN_ALL // STREAMS_PER_USER)
+    tokens = [printed_token(system.stack, "issue_ops_token", f"e2e-streamer-{n}") for n in range(users)]
     holders: list[socket.socket] = []
     try:
-        first = printed_token(system.stack, "issue_ops_token", "e2e-streamer-1")
         for _ in range(STREAMS_PER_USER):
-            sock, status, _head = open_stream(system.url, "/live/orders", bearer(first))
+            sock, status, _head = open_stream(system.url, "/live/orders", bearer(tokens[0]))
             holders.append(sock)
             assert status == 200
-        sock, status, head = open_stream(system.url, "/live/orders", bearer(first))
+        sock, status, head = open_stream(system.url, "/live/orders", bearer(tokens[0]))
         sock.close()
         assert status == 503 and "retry-after:" in head.lower(), head
-        # Another user still gets streams, until the process-wide cap.
-        n = 2
-        while len(holders) < STREAMS_IN_ALL:
-            token = printed_token(system.stack, "issue_ops_token", f"e2e-streamer-{n}")
-            n += 1
+        # Other users still get streams, until the process-wide cap.
+        for token in tokens[1:]:
             for _ in range(min(STREAMS_PER_USER, STREAMS_IN_ALL - len(holders))):
                 sock, status, _head = open_stream(system.url, "/live/orders", bearer(token))
                 holders.append(sock)
                 assert status == 200
+        assert len(holders) == STREAMS_IN_ALL
         sock, status, head = open_stream(system.url, "/live/orders", system.ops_headers)
         sock.close()
         assert status == 503 and "retry-after:" in head.lower(), head
@@ -167,7 +167,7 @@ def test_streams_are_capped_per_user_and_in_all(system: System):
         for sock in holders:
             sock.close()
     # Closed streams give their places back.
-    wait_for(lambda: open_stream(system.url, "/live/orders", bearer(first))[1] == 200, timeout=20,
+    wait_for(lambda: open_stream(system.url, "/live/orders", bearer(tokens[0]))[1] == 200, timeout=20,
              what="a stream place to be free again")
 
 

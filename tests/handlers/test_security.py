@@ -187,3 +187,20 @@ def test_admin_keeps_the_outbox_and_processed_events_and_sets_stock_through_the_
     assert response.status_code == 302, response.content[:500]
     stock = Stock.objects.using("inventory_service").get(sku="SKU-2")
     assert (stock.available, stock.reserved) == (50, 7)
+
+
+def test_tokens_are_issued_once_and_revoked_in_the_admin(operator_user):
+    superuser = get_user_model().objects.db_manager("default").create_superuser("root2", password="y" * 20)
+    admin = Client()
+    admin.force_login(superuser)
+    added = admin.post("/admin/ops/apitoken/add/", {"user": str(operator_user.pk), "name": "shop",
+                                                    "scopes_text": PLACE_ORDERS, "days": "30"}, follow=True)
+    assert added.status_code == 200
+    shown = [str(m) for m in added.context["messages"]]
+    plaintext = next(word for m in shown for word in m.split() if word.startswith(tokens.PREFIX))
+    row = ApiToken.objects.using("default").get(name="shop")
+    assert row.scopes == [PLACE_ORDERS] and row.expires_at is not None
+    assert plaintext not in admin.get(f"/admin/ops/apitoken/{row.pk}/change/").content.decode()
+    assert place(with_token(plaintext)).status_code == 201
+    admin.post("/admin/ops/apitoken/", {"action": "revoke", "_selected_action": [row.pk]})
+    assert place(with_token(plaintext)).status_code == 401
