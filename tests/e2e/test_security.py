@@ -167,8 +167,12 @@ def test_streams_are_capped_per_user_and_in_all(system: System):
         for sock in holders:
             sock.close()
     # Closed streams give their places back.
-    wait_for(lambda: open_stream(system.url, "/live/orders", bearer(tokens[0]))[1] == 200, timeout=20,
-             what="a stream place to be free again")
+    def reopened() -> bool:
+        sock, status, _head = open_stream(system.url, "/live/orders", bearer(tokens[0]))
+        sock.close()
+        return status == 200
+
+    wait_for(reopened, timeout=20, what="a stream place to be free again")
 
 
 def test_a_stream_for_an_unknown_order_is_404_and_a_foreign_host_400(system: System):

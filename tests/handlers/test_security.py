@@ -204,3 +204,17 @@ def test_tokens_are_issued_once_and_revoked_in_the_admin(operator_user):
     assert place(with_token(plaintext)).status_code == 201
     admin.post("/admin/ops/apitoken/", {"action": "revoke", "_selected_action": [row.pk]})
     assert place(with_token(plaintext)).status_code == 401
+
+
+def test_logins_are_throttled_after_repeated_failures(settings):
+    password = "the right long passphrase"
+    user = ensure_user("guessed", operator=False)[0]
+    user.set_password(password)
+    user.save(using="default")
+    browser = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        wrong = browser.post("/accounts/login/", {"username": "guessed", "password": "wrong guess"})
+        assert wrong.status_code in (200, 429)  # the form again, with an error; the last one locks
+    locked = browser.post("/accounts/login/", {"username": "guessed", "password": password})
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in browser.session
