@@ -19,7 +19,7 @@ import pytest
 
 from shopsite.events import topics
 from shopsite.events.envelope import new_event
-from tests.e2e.conftest import ROOT, SAGA_TIMEOUT, System, wait_for
+from tests.e2e.conftest import SAGA_TIMEOUT, System, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from shopsite.events import topics
-from tests.e2e.conftest import (STREAM_MAX_AGE, STREAMS_IN_ALL, STREAMS_PER_USER, VIEWER_PASSWORD, System, manage,
+from tests.e2e.conftest import (STREAM_MAX_AGE, STREAMS_IN_ALL, STREAMS_PER_USER, System, manage,
                                 printed_token, wait_for)
 
 pytestmark = pytest.mark.e2e
