@@ -143,6 +143,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner in every process says nothing an operator needs
 if SHOPSITE_DB in databases.MONGO_BACKENDS:
     # axes' tables use integer ids, which MongoDB has not: count failures in the cache
     # instead (per process with the default local-memory cache).
