@@ -28,8 +28,9 @@ browser:
 promtool:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
 
+# The embedded system generates its own secret key into var/ on first start (shopsite/secret_key.py).
 run: $(STAMP)
-	$(PY) -m shopsite.stack
+	SHOPSITE_GENERATE_SECRET_KEY=1 $(PY) -m shopsite.stack
 
 # Every database backend, one pytest run each (tests/run_backends.py):
 # SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).

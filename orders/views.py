@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +15,8 @@ from shopsite.events.schemas import LineItem, Money
 from shopsite.events.schemas import CompensationRequested, RetryRequested
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.jsonlog import bind
-from shopsite.ops.auth import ops_endpoint
+from shopsite.ops.auth import api_permission, ops_endpoint
+from shopsite.ops.permissions import PLACE_ORDERS, VIEW
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ class PlaceOrderRequest(BaseModel):
     total: Money
 
 
-@csrf_exempt  # a JSON API for programs; the dashboard's forms carry CSRF tokens
+# Programs send a bearer token (no CSRF needed); a signed-in browser session sends the CSRF token.
+@api_permission(PLACE_ORDERS)
 @require_http_methods(["POST"])
 def create_order(request: HttpRequest) -> JsonResponse:
     try:
@@ -55,6 +56,7 @@ def create_order(request: HttpRequest) -> JsonResponse:
     return response
 
 
+@api_permission(VIEW)
 @require_GET
 def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()

@@ -29,6 +29,11 @@ class ReplayRefused(Exception):
     pass
 
 
+class InvalidCorrection(ValueError):
+    """An edited event that is not a valid event, or is not the dead letter's event:
+    an operator may correct the payload, never the type, key (order) or eventId."""
+
+
 def store(event: Event, alias: str) -> DeadLetter:
     letter: DeadLetterPayload = event.payload  # type: ignore[assignment]
     extra: dict[str, Any] = letter.model_extra or {}
@@ -58,13 +63,13 @@ def check_replayable(row: DeadLetter, corrected: dict[str, Any] | None = None) -
     """The event a replay of `row` would publish; raises ReplayRefused with the reason it would not."""
     if row.replay_count >= MAX_REPLAYS:
         raise ReplayRefused(f"replayed {row.replay_count} times already (limit {MAX_REPLAYS}); fix the cause")
-    source = corrected if corrected is not None else row.payload
+    if corrected is not None:
+        return _corrected(row, corrected)  # raises InvalidCorrection
     try:
-        event = from_wire(source)
+        event = from_wire(row.payload)
     except InvalidEvent as exc:
-        what = "the corrected event" if corrected is not None else "the original message"
-        raise ReplayRefused(f"{what} is not a valid event: {exc.reason}") from exc
-    if corrected is None and event.topic != row.source_topic and row.source_topic != "unknown":
+        raise ReplayRefused(f"the original message is not a valid event: {exc.reason}") from exc
+    if event.topic != row.source_topic and row.source_topic != "unknown":
         raise ReplayRefused(f"the original is a {event.type} but came from {row.source_topic}; send a corrected event")
     return event
 
@@ -83,6 +88,19 @@ def replay(letter_id: str, corrected: dict[str, Any] | None = None) -> Event:
         row.save(using=ALIAS, update_fields=["status", "replay_count", "replayed_at"])
         uow.on_commit(lambda: publish_soon(ALIAS))
     return event
+
+
+def _corrected(row: DeadLetter, corrected: dict[str, Any]) -> Event:
+    original = row.payload if isinstance(row.payload, dict) else {}
+    fixed = {"type": row.original_type, "eventId": row.original_event_id or original.get("eventId"),
+             "key": original.get("key", row.order_id)}
+    for field, expected in fixed.items():
+        if corrected.get(field) != expected:
+            raise InvalidCorrection(f"{field} must stay {expected!r} (only the payload may be corrected)")
+    try:
+        return from_wire(corrected)
+    except InvalidEvent as exc:
+        raise InvalidCorrection(f"the corrected event is not a valid event: {exc.reason}") from exc
 
 
 @dataclass(frozen=True)

@@ -9,25 +9,80 @@ so a reconnecting browser (Last-Event-ID) gets exactly what it missed.
 Built on AsyncConsumer rather than AsyncHttpConsumer: the latter ends the
 consumer as soon as its handle() returns, after which group messages (the
 live updates) are never delivered.
+
+Limits, since a stream holds a connection for long: who may open one is
+checked like a page (shopsite/ops/stream_access.py); each web process allows
+SSE_MAX_STREAMS_PER_USER per user and SSE_MAX_STREAMS in all (503 with
+Retry-After beyond); a stream ends after SSE_MAX_AGE_SECONDS and the browser
+reconnects with Last-Event-ID; an order nobody knows is a 404 at once. The
+database reads run on their own small thread pool, not on the single thread
+that Django's sync views share (database_sync_to_async's default), so
+streams neither wait for each other there nor hold up the pages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
+from asgiref.sync import sync_to_async
 from channels.consumer import AsyncConsumer
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
+from django.db import close_old_connections
 from django.template.loader import render_to_string
 
 from readmodel.live import LIST_GROUP, order_group
 from readmodel.models import OrderProjection, public_entry
+from shopsite.ops import stream_access
 
 ALIAS = "read_model_service"
+RETRY_AFTER_SECONDS = 5
+
+_reads = ThreadPoolExecutor(max_workers=settings.SSE_DB_THREADS, thread_name_prefix="stream-db")
+
+
+def in_reader_thread(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `function` on the streams' own threads, with Django's connection hygiene around it."""
+
+    def run(*args: Any) -> Any:
+        close_old_connections()
+        try:
+            return function(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False, executor=_reads)
+
+
+class _Admission:
+    """Open streams in this process, per user and in all (touched only from the event loop)."""
+
+    def __init__(self) -> None:
+        self.per_user: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_user.values())
+
+    def admit(self, user_key: str) -> bool:
+        if self.total >= settings.SSE_MAX_STREAMS or self.per_user[user_key] >= settings.SSE_MAX_STREAMS_PER_USER:
+            return False
+        self.per_user[user_key] += 1
+        return True
+
+    def release(self, user_key: str) -> None:
+        self.per_user[user_key] -= 1
+        if self.per_user[user_key] <= 0:
+            del self.per_user[user_key]
+
+
+admission = _Admission()
 
 
 def sse(data: str, *, event: str | None = None, event_id: str | int | None = None) -> bytes:
@@ -53,7 +108,7 @@ def _query(scope: dict[str, Any]) -> dict[str, str]:
     return dict(parse_qsl(scope.get("query_string", b"").decode()))
 
 
-@database_sync_to_async
+@in_reader_thread
 def _timeline(order_id: str) -> list[dict[str, Any]] | None:
     return OrderProjection.objects.using(ALIAS).filter(pk=order_id).values_list("timeline", flat=True).first()
 
@@ -61,18 +116,60 @@ def _timeline(order_id: str) -> list[dict[str, Any]] | None:
 class _StreamConsumer(AsyncConsumer):
     groups_to_join: list[str] = []
 
+    def __init__(self, order_known: Callable[[str], bool] | None = None) -> None:
+        # Where an order not yet projected may still exist (the dashboard's stream): the order service's word.
+        self.order_known = order_known
+        self.admitted_as: str | None = None
+        self.ended = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()  # however the consumer ends: disconnect, cancellation, error
+
     async def handle(self) -> None:
         raise NotImplementedError
 
     async def http_request(self, message: dict[str, Any]) -> None:
-        if not message.get("more_body"):  # a GET: the (empty) request body is complete
-            await self.handle()
+        if message.get("more_body"):  # a GET: wait until the (empty) request body is complete
+            return
+        refusal = await self.admit()
+        if refusal is not None:
+            status, text, extra = refusal
+            await self.send_response(status, json.dumps({"error": text}).encode(),
+                                     headers=[(b"Content-Type", b"application/json"), *extra])
+            return
+        await self.handle()
+
+    async def admit(self) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        headers = dict(self.scope.get("headers") or [])
+        if not stream_access.host_allowed(headers):
+            return 400, "invalid Host header", []
+        status, user = await in_reader_thread(stream_access.viewer)(headers)
+        if status == 401:
+            return 401, "sign in or send Authorization: Bearer <token>", [(b"WWW-Authenticate", b'Bearer realm="shopsite"')]
+        if status == 403:
+            return 403, "permission ops.view_orders required", []
+        user_key = str(user.pk)
+        if not admission.admit(user_key):
+            return 503, "too many open streams; try again later", [(b"Retry-After", str(RETRY_AFTER_SECONDS).encode())]
+        self.admitted_as = user_key
+        return None
+
+    def _release(self) -> None:
+        if self.admitted_as is not None:
+            admission.release(self.admitted_as)
+            self.admitted_as = None
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
         await self.close_stream()
         raise StopConsumer()
 
     async def send_body(self, body: bytes, *, more_body: bool = True) -> None:
+        if self.ended:
+            return
+        self.ended = not more_body
         await self.send({"type": "http.response.body", "body": body, "more_body": more_body})
 
     async def send_response(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -91,45 +188,48 @@ class _StreamConsumer(AsyncConsumer):
         # The first chunk goes out at once, so clients know the stream is live.
         await self.send_body(b"retry: 2000\n\n")
         self._heartbeat = asyncio.ensure_future(self._beat())
+        self._expiry = asyncio.ensure_future(self._expire())
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(settings.SSE_HEARTBEAT_SECONDS)
             await self.send_body(b": heartbeat\n\n")
 
+    async def _expire(self) -> None:
+        """End the response after the maximum age; EventSource reconnects with Last-Event-ID."""
+        await asyncio.sleep(settings.SSE_MAX_AGE_SECONDS)
+        await self.send_body(b": max age reached, reconnect\n\n", more_body=False)
+        await self.close_stream()
+
     async def close_stream(self) -> None:
-        if getattr(self, "_heartbeat", None):
-            self._heartbeat.cancel()
+        for task in (getattr(self, "_heartbeat", None), getattr(self, "_expiry", None)):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         for group in self.groups_to_join:
             await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_to_join = []
+        self._release()
 
 
 class TimelineStream(_StreamConsumer):
     """GET /api/read/orders/{id}/stream: JSON timeline entries (event "entry"), in arrival order."""
 
-    # The API answers 404 for an order it has not projected within a few seconds;
-    # the dashboard, which links to an order right after creating it, waits as long as it takes.
-    wait_for_projection = False
-
     async def handle(self) -> None:
         self.order_id = self.scope["url_route"]["kwargs"]["order_id"]
         self.sent = _last_event_id(self.scope)
-        if not self.wait_for_projection and not await self._appears():
-            payload = json.dumps({"error": f"order {self.order_id} not in the read model (yet)"}).encode()
+        # 404 at once for an order nobody knows. One that exists but is not projected yet (the
+        # dashboard links to an order right after creating it) gets its entries as they arrive.
+        if await _timeline(self.order_id) is None and not await self._known_elsewhere():
+            self._release()
+            payload = json.dumps({"error": f"order {self.order_id} not found"}).encode()
             await self.send_response(404, payload, headers=[(b"Content-Type", b"application/json")])
             return
         # Join the group before reading, so nothing committed in between is missed.
         await self.open_stream([order_group(self.order_id)])
         await self._send_new()
 
-    async def _appears(self, patience: float = 5.0) -> bool:
-        """Give a just-created order a moment to reach the read model before answering 404."""
-        deadline = asyncio.get_running_loop().time() + patience
-        while await _timeline(self.order_id) is None:
-            if asyncio.get_running_loop().time() >= deadline:
-                return False
-            await asyncio.sleep(0.1)
-        return True
+    async def _known_elsewhere(self) -> bool:
+        return self.order_known is not None and bool(await in_reader_thread(self.order_known)(self.order_id))
 
     async def projection_changed(self, message: dict[str, Any]) -> None:
         await self._send_new()
@@ -147,8 +247,6 @@ class TimelineStream(_StreamConsumer):
 
 class TimelineHtmlStream(TimelineStream):
     """The dashboard's variant: each entry as a rendered table row, for htmx's sse extension."""
-
-    wait_for_projection = True
 
     def render(self, entry: dict[str, Any]) -> bytes:
         row = render_to_string("dashboard/_timeline_entry.html", {"e": public_entry(entry)})

@@ -13,13 +13,15 @@ from shopsite.events import lifecycle
 from shopsite.events.deadletter import REPLAY_COUNT_HEADER
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.jsonlog import bind
-from shopsite.ops.auth import ops_endpoint
+from shopsite.ops.auth import api_permission, ops_endpoint
+from shopsite.ops.permissions import VIEW
 
 ALIAS = "read_model_service"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
+@api_permission(VIEW)
 @require_GET
 def order_list(request: HttpRequest) -> JsonResponse:
     status = request.GET.get("status") or None
@@ -41,6 +43,7 @@ def order_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": [p.as_document() for p in results], "next": next_cursor})
 
 
+@api_permission(VIEW)
 @require_GET
 def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
     row = OrderProjection.objects.using(ALIAS).filter(pk=order_id).first()
@@ -82,6 +85,8 @@ def dead_letter_replay(request: HttpRequest, letter_id: str) -> JsonResponse:
         event = deadletters.replay(letter_id, corrected)
     except LookupError:
         return json_error(404, f"no dead letter {letter_id}")
+    except deadletters.InvalidCorrection as exc:
+        return json_error(400, "invalid corrected event", [{"field": "event", "message": str(exc)}])
     except deadletters.ReplayRefused as exc:
         return json_error(409, "replay refused", [{"field": "event" if corrected else "(dead letter)",
                                                    "message": str(exc)}])

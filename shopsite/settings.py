@@ -10,15 +10,20 @@ import logging
 import os
 from pathlib import Path
 
-from shopsite import databases
+from shopsite import databases, secret_key
 from shopsite.services import served_services, task_queue
 
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHOPSITE_VAR_DIR", BASE_DIR / "var"))
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-not-secret-change-me-in-production")
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+# Never a key from the repository outside DEBUG: DJANGO_SECRET_KEY, or the file
+# that `make run` generates for this checkout (shopsite/secret_key.py), or no start.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+if os.environ.get("SHOPSITE_GENERATE_SECRET_KEY", "0") == "1" and not os.environ.get("DJANGO_SECRET_KEY"):
+    secret_key.ensure(SECRET_KEY_FILE)
+SECRET_KEY = secret_key.configured(os.environ.get("DJANGO_SECRET_KEY", ""), SECRET_KEY_FILE, debug=DEBUG)
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -33,6 +38,7 @@ INSTALLED_APPS = [
     "django_htmx",
     # Swagger UI's files for /api/docs, served as static files: no CDN at run time.
     "drf_spectacular_sidecar",
+    "axes",
     "shopsite.events",
     "shopsite.ops",
     "shopsite.dashboard",
@@ -51,9 +57,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Bearer tokens: after the session user is known, before CSRF is checked (in process_view).
+    "shopsite.ops.auth.TokenAuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Per-service deployment: SHOPSITE_SERVICE=orders serves only the order
@@ -117,6 +127,56 @@ USE_TZ = True
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+
+# --- Security ---------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username/address before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "shopsite.ops.backends.PermissionBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Login throttling (django-axes): 5 failures per username and address lock them out for 15 minutes.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner in every process says nothing an operator needs
+if SHOPSITE_DB in databases.MONGO_BACKENDS:
+    # axes' tables use integer ids, which MongoDB has not: count failures in the cache
+    # instead (per process with the default local-memory cache).
+    AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+    MIGRATION_MODULES["axes"] = None
+
+# Served over HTTPS (DJANGO_HTTPS=1, what production is): cookies only over TLS,
+# HSTS, plain HTTP redirected. Off for the embedded `make run` on 127.0.0.1.
+HTTPS = os.environ.get("DJANGO_HTTPS", "0") == "1"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
+SECURE_HSTS_PRELOAD = os.environ.get("DJANGO_HSTS_PRELOAD", "1") == "1"
+# Probes and scrapers talk plain HTTP inside the network; they are not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
+if os.environ.get("DJANGO_TRUST_X_FORWARDED_PROTO", "0") == "1":
+    # Only behind a proxy that sets (and strips client-sent) X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
+
+# API tokens (shopsite/ops/tokens.py): a validated token is remembered per process for
+# this long, so a revoked token or deactivated user may pass for up to this many seconds
+# in a process that saw it just before; 0 checks the database on every request.
+API_TOKEN_CACHE_SECONDS = float(os.environ.get("API_TOKEN_CACHE_SECONDS", "5"))
+API_TOKEN_DEFAULT_DAYS = int(os.environ.get("API_TOKEN_DEFAULT_DAYS", "90"))
+SIGN_IN_LINK_MINUTES = int(os.environ.get("SIGN_IN_LINK_MINUTES", "15"))
+
+# Request bodies: refused with 413 while arriving, before Django buffers them (shopsite/bodylimit.py).
+REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", str(2_621_440)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -223,3 +283,10 @@ AUTO_COMPENSATION = os.environ.get("SHOPSITE_AUTO_COMPENSATION", "0") == "1"
 
 # --- Live dashboard ---------------------------------------------------------------
 SSE_HEARTBEAT_SECONDS = float(os.environ.get("SSE_HEARTBEAT_SECONDS", "15"))
+# Per web process: open streams per user and in all; beyond either, 503 with Retry-After.
+SSE_MAX_STREAMS_PER_USER = int(os.environ.get("SSE_MAX_STREAMS_PER_USER", "20"))
+SSE_MAX_STREAMS = int(os.environ.get("SSE_MAX_STREAMS", "500"))
+# A stream ends after this long; the browser reconnects with Last-Event-ID and misses nothing.
+SSE_MAX_AGE_SECONDS = float(os.environ.get("SSE_MAX_AGE_SECONDS", "300"))
+# Threads for the streams' database reads, apart from the one thread of sync views.
+SSE_DB_THREADS = int(os.environ.get("SSE_DB_THREADS", "8"))

@@ -19,6 +19,7 @@ import readmodel.views
 import shipping.views
 from shopsite.api import views as api_views
 from shopsite.dashboard import views as dashboard
+from shopsite.ops import signin
 from shopsite.ops import views as ops_views
 from shopsite.services import SERVICES
 
@@ -79,6 +80,7 @@ DASHBOARD: list[URLPattern | URLResolver] = [
     path("dlq/<str:letter_id>/replay", dashboard.replay_dead_letter, name="dlq-replay"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/link/<str:token>/", signin.sign_in_with_link, name="sign-in-link"),
     path("admin/", admin.site.urls),
 ]
 

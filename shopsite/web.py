@@ -71,6 +71,10 @@ class DrainingServer(Server):
 
 
 def main(argv: list[str] | None = None) -> None:
+    from shopsite.bodylimit import install_in_daphne
+
+    # Bodies over the limit are refused while they arrive, never spooled to disk by Twisted.
+    install_in_daphne()
     cli = CommandLineInterface()
     cli.server_class = DrainingServer
     cli.run(sys.argv[1:] if argv is None else argv)

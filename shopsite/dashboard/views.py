@@ -1,23 +1,20 @@
 """The operations dashboard: server-rendered pages, enhanced with htmx, live over SSE.
 
 Every page works without JavaScript (plain links and forms); htmx adds
-partial refreshes and the live stream. Anyone may look; only staff may act,
-and every action is a CSRF-protected POST.
+partial refreshes and the live stream. Signed-in viewers may look; operators
+may act, and every action is a CSRF-protected POST.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import ValidationError
 
@@ -34,25 +31,25 @@ from shopsite.dashboard import charts, overview
 from shopsite.dashboard.actions import available_actions
 from shopsite.events import lifecycle
 from shopsite.events.schemas import error_details
+from shopsite.ops.auth import page_permission
+from shopsite.ops.permissions import OPERATE, PLACE_ORDERS, VIEW
 
 READ = "read_model_service"
 PAGE_SIZE = 50
 SKUS = [f"SKU-{n}" for n in range(1, 11)]
 
 
-def staff_action(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """POST only, logged in (else to the login page), staff (else 403)."""
+def action(permission: str = OPERATE) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """POST only, signed in (else to the login page, then back), with `permission` (else 403)."""
 
-    @require_POST
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.META.get("HTTP_REFERER") or reverse("dashboard"))
-        if not request.user.is_staff:
-            return HttpResponseForbidden("operator (staff) rights required")
-        return view(request, *args, **kwargs)
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        return require_POST(page_permission(permission, back_to_referer=True)(view))
 
-    return wrapper
+    return decorate
+
+
+staff_action = action(OPERATE)
+viewer_page = page_permission(VIEW)
 
 
 # --- order list -------------------------------------------------------------------
@@ -77,6 +74,7 @@ def _order_page(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+@viewer_page
 @require_GET
 def order_list(request: HttpRequest) -> HttpResponse:
     context = _order_page(request)
@@ -87,12 +85,14 @@ def order_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/order_list.html", context)
 
 
+@viewer_page
 @require_GET
 def overview_panel(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/_overview.html", {"overview": overview.compute(),
                                                          "status": request.GET.get("status", "")})
 
 
+@viewer_page
 @require_GET
 def charts_panel(request: HttpRequest) -> HttpResponse:
     """The list page's pictures alone: what the live refresh swaps in (and a page of its own without htmx)."""
@@ -124,16 +124,19 @@ def _order_context(order_id: str) -> dict[str, Any]:
     }
 
 
+@viewer_page
 @require_GET
 def order_page(request: HttpRequest, order_id: str) -> HttpResponse:
     return render(request, "dashboard/order_detail.html", _order_context(order_id))
 
 
+@viewer_page
 @require_GET
 def order_panel(request: HttpRequest, order_id: str) -> HttpResponse:
     return render(request, "dashboard/_order_panel.html", _order_context(order_id))
 
 
+@viewer_page
 @require_GET
 def order_saga(request: HttpRequest, order_id: str) -> HttpResponse:
     """The order's saga as service lanes, refreshed live on the order page."""
@@ -161,12 +164,13 @@ def order_action(request: HttpRequest, order_id: str, kind: str, value: str) -> 
 
 # --- create an order ----------------------------------------------------------------
 
+@page_permission(PLACE_ORDERS)
 @require_GET
 def new_order(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/order_new.html", {"skus": SKUS, "rows": range(4), "errors": []})
 
 
-@staff_action
+@action(PLACE_ORDERS)
 def create_order(request: HttpRequest) -> HttpResponse:
     items = [
         {"sku": sku, "qty": qty}
@@ -186,6 +190,7 @@ def create_order(request: HttpRequest) -> HttpResponse:
 
 # --- simulator controls -----------------------------------------------------------
 
+@viewer_page
 @require_GET
 def controls(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/controls.html", {
@@ -241,6 +246,8 @@ def set_shipping_simulator(request: HttpRequest) -> HttpResponse:
 
 # --- dead letters -------------------------------------------------------------------
 
+# Payloads, errors and operator names: for operators, like the API (GET /api/ops/dlq).
+@page_permission(OPERATE)
 @require_GET
 def dead_letters(request: HttpRequest) -> HttpResponse:
     rows = list(DeadLetter.objects.using(READ).order_by("-created_at", "-id")[:200])
@@ -264,7 +271,7 @@ def replay_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
         messages.success(request, f"Replayed {letter_id} as event {event.event_id} to {event.topic}.")
     except json.JSONDecodeError as exc:
         messages.error(request, f"{letter_id}: the edited event is not JSON ({exc}).")
-    except deadletters.ReplayRefused as exc:
+    except (deadletters.ReplayRefused, deadletters.InvalidCorrection) as exc:
         messages.error(request, f"{letter_id}: replay refused: {exc}")
     except LookupError:
         raise Http404("no such dead letter") from None

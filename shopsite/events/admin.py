@@ -1,4 +1,9 @@
-"""Admin for the shared tables; each service app registers its own proxies with these."""
+"""Admin for the shared tables; each service app registers its own proxies with these.
+
+Read-only: a deleted outbox row is an event never published, a deleted
+processed_events row an event applied twice. The one write is "publish
+again", which consumers deduplicate.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from shopsite.events.tasks import publish_soon
+from shopsite.ops.permissions import OPERATE
 
 
 class OutboxAdmin(admin.ModelAdmin):
@@ -21,7 +27,17 @@ class OutboxAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Publish again (mark undispatched; consumers drop duplicates)")
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_redispatch_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(OPERATE)
+
+    @admin.action(description="Publish again (mark undispatched; consumers drop duplicates)",
+                  permissions=["redispatch"])
     def redispatch(self, request: HttpRequest, queryset: QuerySet) -> None:
         alias = queryset.db
         count = queryset.update(dispatched=False, dispatched_at=None)
@@ -38,6 +54,9 @@ class ProcessedEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 

@@ -1,7 +1,13 @@
-"""Bearer tokens for /api/ops/*: signed with SECRET_KEY, naming a user.
+"""Who is asking, and may they: sessions or bearer tokens, checked against permissions.
 
-Stateless on purpose: nothing to store per token, and deactivating the user
-(or removing staff) revokes every token they hold on the next request.
+Every page and API needs a signed-in user (a session) or `Authorization:
+Bearer <token>` (shopsite/ops/tokens.py); what they may do is a Django
+permission (shopsite/ops/permissions.py), narrowed by a token's scopes.
+
+CSRF: a request authenticated by a bearer token carries no ambient
+credential, so it needs no CSRF token; neither does an anonymous API call
+(it is refused with 401 anyway). A session-authenticated call to the API
+must send the CSRF token like any form.
 """
 
 from __future__ import annotations
@@ -10,52 +16,94 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core import signing
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 
 from shopsite.http import json_error
+from shopsite.ops import tokens
+from shopsite.ops.permissions import OPERATE
 
-SALT = "shopsite.ops-token"
-
-
-def issue_token(username: str) -> str:
-    return signing.dumps({"u": username}, salt=SALT, compress=True)
+View = Callable[..., HttpResponse]
 
 
-def user_for_token(token: str) -> Any | None:
-    try:
-        data = signing.loads(token, salt=SALT)
-    except signing.BadSignature:
-        return None
-    return get_user_model().objects.using("default").filter(username=data.get("u"), is_active=True).first()
+def bearer_credential(authorization: str) -> str | None:
+    scheme, _, credential = authorization.partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else None
 
 
-def ops_endpoint(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """401 without a valid token, 403 for a user who is not staff; a logged-in staff session also works."""
+class TokenAuthenticationMiddleware:
+    def __init__(self, get_response: View):
+        self.get_response = get_response
 
-    @csrf_exempt
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            user = user_for_token(header.removeprefix("Bearer ").strip())
-            if user is None:
-                return _unauthorised("invalid or revoked token")
-        elif request.user.is_authenticated:
-            user = request.user
-        else:
-            return _unauthorised("missing bearer token")
-        if not user.is_staff:
-            return json_error(403, "operator (staff) rights required")
-        request.ops_user = user  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        credential = bearer_credential(request.META.get("HTTP_AUTHORIZATION", ""))
+        if credential is not None:
+            identity = tokens.authenticate(credential)
+            if identity is None:
+                return unauthorised("invalid, expired or revoked token")
+            user = identity.user
+            request.user = user
+            request.token = identity  # type: ignore[attr-defined]
 
-    return wrapper
+            async def auser() -> Any:
+                return user
+
+            request.auser = auser  # type: ignore[attr-defined]
+            request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+        elif request.path.startswith("/api/") and not request.user.is_authenticated:
+            request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+        return self.get_response(request)
 
 
-def _unauthorised(reason: str) -> HttpResponse:
+def allowed(request: HttpRequest, permission: str) -> bool:
+    identity = getattr(request, "token", None)
+    if identity is not None:
+        return identity.allows(permission)
+    return request.user.is_authenticated and request.user.has_perm(permission)
+
+
+def api_permission(permission: str) -> Callable[[View], View]:
+    """JSON views: 401 when nobody is signed in, 403 without `permission`."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return unauthorised("sign in or send Authorization: Bearer <token>")
+            if not allowed(request, permission):
+                return json_error(403, f"permission {permission} required")
+            request.ops_user = request.user  # type: ignore[attr-defined]
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def page_permission(permission: str, *, back_to_referer: bool = False) -> Callable[[View], View]:
+    """Pages: to the login page when nobody is signed in, 403 without `permission`."""
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                # An action posted from a page returns to that page after signing in.
+                target = (request.META.get("HTTP_REFERER") if back_to_referer else None) or request.get_full_path()
+                return redirect_to_login(target)
+            if not allowed(request, permission):
+                return HttpResponseForbidden(f"permission {permission} required")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# /api/ops/*: operators only.
+ops_endpoint = api_permission(OPERATE)
+
+
+def unauthorised(reason: str) -> HttpResponse:
     response = json_error(401, reason)
-    response["WWW-Authenticate"] = 'Bearer realm="shopsite-ops"'
+    response["WWW-Authenticate"] = 'Bearer realm="shopsite"'
     return response

@@ -41,6 +41,9 @@ SERVICE_ALIASES = ("order_service", "inventory_service", "payment_service", "shi
 
 # Generous: the first consumer group join on a fresh broker takes a few seconds.
 SAGA_TIMEOUT = 90.0
+STREAMS_PER_USER = 6
+STREAMS_IN_ALL = 14
+STREAM_MAX_AGE = 10
 DEFAULT_TIMEOUT = 30.0
 
 T = TypeVar("T")
@@ -103,11 +106,15 @@ class System:
         self.url = stack.url
         self.bootstrap = stack.kafka_bootstrap
         self.var_dir = stack.config.var_dir
-        self.http = httpx.Client(base_url=stack.url, timeout=15.0)
         self.ops_headers = {"Authorization": f"Bearer {ops_token}"}
+        # Every page and API needs a credential: the tests speak as an operator unless they
+        # use `anonymous` (or pass their own Authorization header to it) on purpose.
+        self.http = httpx.Client(base_url=stack.url, timeout=15.0, headers=self.ops_headers)
+        self.anonymous = httpx.Client(base_url=stack.url, timeout=15.0)
 
     def close(self) -> None:
         self.http.close()
+        self.anonymous.close()
 
     # ---- HTTP ------------------------------------------------------------
 
@@ -299,6 +306,7 @@ def stack(request: pytest.FixtureRequest) -> Stack:
     global _artifacts
     artifacts = ROOT / "test-artifacts" / f"e2e-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     _artifacts = artifacts
+    (artifacts / "tmp").mkdir(parents=True, exist_ok=True)
     running = Stack(StackConfig(
         base_dir=ROOT,
         var_dir=artifacts / "var",
@@ -306,8 +314,12 @@ def stack(request: pytest.FixtureRequest) -> Stack:
         kafka_bootstrap=None,
         force_embedded_redis=True,
         log_dir=artifacts / "logs",
-        # Short heartbeats so the stream tests see one without waiting 15 s.
-        extra_env={"SSE_HEARTBEAT_SECONDS": "1"},
+        # Short heartbeats so the stream tests see one without waiting 15 s; small stream caps
+        # and age so the limits can be reached; the web server's temporary files where a
+        # test can watch them.
+        extra_env={"SSE_HEARTBEAT_SECONDS": "1", "SSE_MAX_STREAMS_PER_USER": str(STREAMS_PER_USER),
+                   "SSE_MAX_STREAMS": str(STREAMS_IN_ALL),
+                   "SSE_MAX_AGE_SECONDS": str(STREAM_MAX_AGE), "TMPDIR": str(artifacts / "tmp")},
     ))
     # Registered before start(): whatever happens from here on, every child is stopped by PID.
     request.addfinalizer(running.stop)
@@ -321,14 +333,29 @@ def manage(stack: Stack, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def printed_token(stack: Stack, *args: str) -> str:
+    """Run a token-issuing manage.py command; the token is the last line that is not a JSON log line."""
+    proc = manage(stack, *args)
+    assert proc.returncode == 0, f"{args[0]} failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip() and not line.startswith("{")]
+    assert lines, f"{args[0]} printed no token: {proc.stdout!r}"
+    return lines[-1]
+
+
 @pytest.fixture(scope="session")
 def ops_token(stack: Stack) -> str:
-    proc = manage(stack, "issue_ops_token", "e2e-operator")
-    assert proc.returncode == 0, f"issue_ops_token failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
-    # stdout may also carry JSON log lines; the token is the last line that is not one.
-    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip() and not line.startswith("{")]
-    assert lines, f"issue_ops_token printed no token: {proc.stdout!r}"
-    return lines[-1]
+    return printed_token(stack, "issue_ops_token", "e2e-operator")
+
+
+VIEWER_PASSWORD = "e2e viewer passphrase 7"
+
+
+@pytest.fixture(scope="session")
+def viewer_token(stack: Stack) -> str:
+    """A valid token of an active user who may read but not act (or place orders)."""
+    proc = manage(stack, "create_operator", "e2e-viewer", "--read-only", "--password", VIEWER_PASSWORD)
+    assert proc.returncode == 0, proc.stderr
+    return printed_token(stack, "api_tokens", "create", "e2e-viewer")
 
 
 @pytest.fixture(scope="session")

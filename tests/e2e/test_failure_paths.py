@@ -10,8 +10,6 @@ depend on each other or on test_saga.py.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +19,7 @@ import pytest
 
 from shopsite.events import topics
 from shopsite.events.envelope import new_event
-from tests.e2e.conftest import ROOT, SAGA_TIMEOUT, System, wait_for
+from tests.e2e.conftest import SAGA_TIMEOUT, System, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +37,8 @@ def _ops(system: System, method: str, path: str, body: Any = None, *, headers: d
     if body is not None:
         kwargs["content"] = json.dumps(body).encode()
         kwargs["headers"] = {**kwargs["headers"], "Content-Type": "application/json"}
-    return system.http.request(method, path, **kwargs)
+    # Given headers are all the credentials the request carries.
+    return (system.http if headers is None else system.anonymous).request(method, path, **kwargs)
 
 
 def _put(system: System, path: str, body: Any) -> dict[str, Any]:
@@ -481,26 +480,6 @@ def test_poison_messages_reach_the_dlq_and_a_corrected_replay_is_processed_once(
 # --------------------------------------------------------------------------
 # 6. the operator API: authentication, authorisation, validation
 # --------------------------------------------------------------------------
-
-
-def _manage(system: System, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=system.stack.env(),
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"manage.py {args[0]} failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def viewer_token(system: System) -> str:
-    """A valid token of an active user who is not staff."""
-    _manage(system, "shell", "-c",
-            "from django.contrib.auth import get_user_model; "
-            "get_user_model().objects.db_manager('default').get_or_create("
-            "username='e2e-viewer', defaults={'is_staff': False})")
-    lines = [line.strip() for line in _manage(system, "issue_ops_token", "e2e-viewer").splitlines()
-             if line.strip() and not line.startswith("{")]
-    assert lines, "issue_ops_token printed no token"
-    return lines[-1]
 
 
 def test_ops_endpoints_need_a_staff_token_and_validate_requests(system: System, viewer_token: str):

@@ -8,7 +8,8 @@ import pytest
 from orders.models import IdempotencyKey, Order
 from shopsite.events import topics
 from shopsite.events.models import OutboxMessage
-from shopsite.ops.auth import issue_token
+from shopsite.ops import tokens
+from shopsite.ops.roles import ensure_user
 from tests.factories import Saga
 from tests.handlers.helpers import deliver
 
@@ -126,25 +127,24 @@ def test_read_model_lists_newest_first_with_status_filter_and_cursor(client):
     assert client.get("/api/read/orders/unknown").status_code == 404
 
 
-def test_ops_endpoints_need_a_staff_token(client, django_user_model):
-    assert client.get("/api/ops/inventory").status_code == 401
-    assert client.get("/api/ops/inventory", headers={"Authorization": "Bearer forged"}).status_code == 401
-    django_user_model.objects.create(username="visitor", is_staff=False)
-    assert client.get("/api/ops/inventory",
-                      headers={"Authorization": f"Bearer {issue_token('visitor')}"}).status_code == 403
-    django_user_model.objects.create(username="operator", is_staff=True)
-    response = client.get("/api/ops/inventory", headers={"Authorization": f"Bearer {issue_token('operator')}"})
+def test_ops_endpoints_need_an_operator_token(anonymous, viewer_user):
+    assert anonymous.get("/api/ops/inventory").status_code == 401
+    assert anonymous.get("/api/ops/inventory", headers={"Authorization": "Bearer forged"}).status_code == 401
+    viewer = {"Authorization": f"Bearer {tokens.issue(viewer_user).plaintext}"}
+    assert anonymous.get("/api/ops/inventory", headers=viewer).status_code == 403
+    assert anonymous.get("/api/read/orders", headers=viewer).status_code == 200
+    operator = ensure_user("operator", operator=True)[0]
+    response = anonymous.get("/api/ops/inventory", headers={"Authorization": f"Bearer {tokens.issue(operator).plaintext}"})
     assert response.status_code == 200
     assert {r["sku"]: r["available"] for r in response.json()["results"]}["SKU-10"] == 1000
 
 
 @pytest.fixture
-def operator(django_user_model):
-    django_user_model.objects.create(username="operator", is_staff=True)
-    return {"Authorization": f"Bearer {issue_token('operator')}"}
+def operator():
+    return {"Authorization": f"Bearer {tokens.issue(ensure_user('operator', operator=True)[0]).plaintext}"}
 
 
-def test_retry_and_compensate_publish_requests(client, operator):
+def test_retry_and_compensate_publish_requests(client, anonymous, operator):
     order_id = post(client, VALID).json()["orderId"]
 
     def call(kind, body):
@@ -161,8 +161,8 @@ def test_retry_and_compensate_publish_requests(client, operator):
     assert call("compensate", {"action": "refundEverything"}).status_code == 400
     assert client.post("/api/ops/orders/nope/retry", data=json.dumps({"step": "payment"}),
                        content_type="application/json", headers=operator).status_code == 404
-    assert client.post(f"/api/ops/orders/{order_id}/retry", data=json.dumps({"step": "payment"}),
-                       content_type="application/json").status_code == 401
+    assert anonymous.post(f"/api/ops/orders/{order_id}/retry", data=json.dumps({"step": "payment"}),
+                          content_type="application/json").status_code == 401
 
 
 def test_simulator_settings_round_trip_and_validate(client, operator):
@@ -194,9 +194,28 @@ def test_dead_letter_api_lists_and_replays(client, operator):
     assert letter["error"].startswith("not JSON") and letter["payload"] == "garbage" and letter["orderId"] == "o-9"
     refused = client.post(f"/api/ops/dlq/{letter['id']}/replay", content_type="application/json", headers=operator)
     assert refused.status_code == 409 and "not a valid event" in refused.json()["details"][0]["message"]
-    fixed = Saga(order_id="o-9").created().to_wire()
-    replayed = client.post(f"/api/ops/dlq/{letter['id']}/replay", data=json.dumps({"event": fixed}),
-                           content_type="application/json", headers=operator)
+    # Unreadable, the original has no type or eventId an edit could keep: nothing to correct.
+    anything = Saga(order_id="o-9").created().to_wire()
+    refused = client.post(f"/api/ops/dlq/{letter['id']}/replay", data=json.dumps({"event": anything}),
+                          content_type="application/json", headers=operator)
+    assert refused.status_code == 400 and "only the payload" in refused.json()["details"][0]["message"]
+
+    # A readable event with a bad payload: the payload may be corrected, nothing else.
+    fixed = Saga(order_id="o-10").created().to_wire()
+    broken = {**fixed, "payload": {**fixed["payload"], "items": []}}
+    deliver("inventory", [raw_message(json.dumps(broken).encode(), key="o-10")])
+    deliver("readmodel", outbox("inventory", topics.DEAD_LETTER))
+    (letter,) = [d for d in client.get("/api/ops/dlq", headers=operator).json()["results"] if d["orderId"] == "o-10"]
+    replay_url = f"/api/ops/dlq/{letter['id']}/replay"
+    for field, value in (("type", topics.PAYMENT_AUTHORIZED), ("key", "o-other"), ("eventId", "e-other")):
+        changed = client.post(replay_url, data=json.dumps({"event": {**fixed, field: value}}),
+                              content_type="application/json", headers=operator)
+        assert changed.status_code == 400 and field in changed.json()["details"][0]["message"], changed.json()
+    still_invalid = client.post(replay_url, data=json.dumps({"event": broken}), content_type="application/json",
+                                headers=operator)
+    assert still_invalid.status_code == 400 and "not a valid event" in still_invalid.json()["details"][0]["message"]
+    replayed = client.post(replay_url, data=json.dumps({"event": fixed}), content_type="application/json",
+                           headers=operator)
     assert replayed.status_code == 202 and replayed.json() == {"eventId": fixed["eventId"],
                                                                "topic": topics.ORDER_CREATED, "replayCount": 1}
     assert client.post("/api/ops/dlq/nope/replay", content_type="application/json", headers=operator).status_code == 404

@@ -46,34 +46,46 @@ def test_buttons_follow_the_timeline():
     assert actions["refundPayment"] is False and actions["shipping"] is False
 
 
-def test_pages_render_for_anyone(client):
+def test_pages_need_sign_in_and_render_for_viewers(anonymous, viewer_user, operator_user):
     order = place_order([{"sku": "SKU-1", "qty": 1}], 3).order
-    for url in ["/", "/?status=SHIPPED&q=abc", "/overview", "/orders/new", "/controls", "/dlq",
-                f"/orders/{order.order_id}", "/accounts/login/"]:
-        assert client.get(url).status_code == 200, url
-    assert client.get("/orders/nope").status_code == 404
+    pages = ["/", "/?status=SHIPPED&q=abc", "/overview", "/controls", f"/orders/{order.order_id}",
+             f"/orders/{order.order_id}/panel"]
+    operator_pages = ["/orders/new", "/dlq"]
+    for url in pages + operator_pages:
+        response = anonymous.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next="), url
+    assert anonymous.get("/accounts/login/").status_code == 200
+    viewer = Client()
+    viewer.force_login(viewer_user)
+    for url in pages:
+        assert viewer.get(url).status_code == 200, url
+    for url in operator_pages:
+        assert viewer.get(url).status_code == 403, url
+    operator = Client()
+    operator.force_login(operator_user)
+    for url in pages + operator_pages:
+        assert operator.get(url).status_code == 200, url
+    assert operator.get("/orders/nope").status_code == 404
 
 
-def test_actions_need_login_staff_and_csrf(django_user_model):
+def test_actions_need_login_staff_and_csrf(viewer_user, operator_user):
     order = place_order([{"sku": "SKU-1", "qty": 1}], 3).order
     url = f"/orders/{order.order_id}/retry/payment"
     anonymous = Client(enforce_csrf_checks=True)
     assert anonymous.post(url).status_code == 403  # no CSRF token
     browser = Client()
     assert browser.post(url).status_code == 302  # to the login page
-    django_user_model.objects.create_user("viewer", password="pw")
-    browser.login(username="viewer", password="pw")
+    browser.force_login(viewer_user)
     assert browser.post(url).status_code == 403
-    django_user_model.objects.create_user("op", password="pw", is_staff=True)
-    browser.login(username="op", password="pw")
+    browser.force_login(operator_user)
     assert browser.post(url).status_code == 302
     assert OutboxMessage.objects.using("order_service").filter(type=topics.RETRY_REQUESTED).count() == 1
     assert browser.post(f"/orders/{order.order_id}/retry/everything").status_code == 404
 
 
-def test_forms_validate_and_act(client, django_user_model):
-    django_user_model.objects.create_user("op", password="pw", is_staff=True)
-    client.login(username="op", password="pw")
+def test_forms_validate_and_act(operator_user):
+    client = Client()
+    client.force_login(operator_user)
     bad = client.post("/orders/create", {"sku": ["SKU-1"], "qty": ["0"], "total": "5"})
     assert bad.status_code == 400 and b"items.0.qty" in bad.content
     good = client.post("/orders/create", {"sku": ["SKU-1", "", "SKU-2"], "qty": ["2", "", "1"], "total": "9.5"})

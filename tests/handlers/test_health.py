@@ -28,3 +28,13 @@ def test_health_names_dead_dependencies_within_its_deadline(client, settings) ->
     assert all(body["checks"][f"db:{alias}"]["ok"] for alias in ("default", "order_service", "read_model_service"))
     assert all("latencyMs" in check for check in body["checks"].values())
     assert elapsed < 3.5, f"/health took {elapsed:.1f}s"
+    assert body["checks"]["broker"]["error"]  # a signed-in caller sees why
+
+
+def test_health_tells_anonymous_callers_what_fails_but_not_why(anonymous, settings) -> None:
+    settings.REDIS_URL = f"redis://127.0.0.1:{_dead_port()}/0"
+    response = anonymous.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert "redis" in body["failing"]
+    assert all("error" not in check for check in body["checks"].values()), body

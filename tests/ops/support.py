@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,8 +42,24 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
+_tokens: dict[int, str] = {}
+
+
+def operator_token(stack: Stack) -> str:
+    """An operator's API token for this stack (issued once per stack, in the stack's environment)."""
+    if id(stack) not in _tokens:
+        done = subprocess.run([sys.executable, "manage.py", "issue_ops_token", "ops-tests"], cwd=ROOT,
+                              env=stack.env(), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"issue_ops_token failed: {done.stdout}\n{done.stderr}"
+        _tokens[id(stack)] = [line for line in done.stdout.splitlines()
+                              if line.strip() and not line.startswith("{")][-1].strip()
+    return _tokens[id(stack)]
+
+
 def client(stack: Stack, timeout: float = 10.0) -> httpx.Client:
-    return httpx.Client(base_url=stack.url, timeout=timeout)
+    """HTTP to the stack as a signed-in operator (every page and API needs credentials)."""
+    return httpx.Client(base_url=stack.url, timeout=timeout,
+                        headers={"Authorization": f"Bearer {operator_token(stack)}"})
 
 
 def place_order(http: httpx.Client, sku: str, qty: int = 1, total: float = 10) -> dict[str, Any]:

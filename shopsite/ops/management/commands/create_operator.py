@@ -1,20 +1,25 @@
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from shopsite.ops.roles import ensure_user
 
 
 class Command(BaseCommand):
-    help = "Create (or update) a dashboard operator: a staff user with a password, not a superuser."
+    help = "Create (or update) a dashboard user with a password: an operator, or with --read-only a viewer."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument("--password", required=True)
-        parser.add_argument("--read-only", action="store_true", help="a user who may look but not act")
+        parser.add_argument("--read-only", action="store_true", help="a viewer: may look but not act")
 
     def handle(self, *args, **options) -> None:
-        User = get_user_model()
-        user, created = User.objects.db_manager("default").get_or_create(username=options["username"])
-        user.is_staff = not options["read_only"]
+        user, created = ensure_user(options["username"], operator=not options["read_only"])
+        try:
+            validate_password(options["password"], user)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
         user.set_password(options["password"])
         user.save(using="default")
-        role = "read-only user" if options["read_only"] else "operator"
+        role = "viewer" if options["read_only"] else "operator"
         self.stdout.write(f"{'created' if created else 'updated'} {role} {user.username}")

@@ -1,24 +1,22 @@
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from shopsite.ops.auth import issue_token
+from shopsite.ops import tokens
+from shopsite.ops.roles import ensure_user
 
 
 class Command(BaseCommand):
-    help = "Create a staff user if needed and print a bearer token for /api/ops/*."
+    help = ("Create an operator if needed and print (last line) a new API token carrying every "
+            "permission of that user. Shown once: only its hash is stored.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
+        parser.add_argument("--name", default="issue_ops_token")
 
     def handle(self, *args, **options) -> None:
-        User = get_user_model()
-        user, created = User.objects.db_manager("default").get_or_create(
-            username=options["username"], defaults={"is_staff": True}
-        )
+        user, created = ensure_user(options["username"], operator=True)
         if created:
-            user.set_unusable_password()
-            user.save(using="default")
-            self.stderr.write(f"created staff user {user.username}")
-        elif not user.is_staff:
-            self.stderr.write(f"warning: {user.username} is not staff; this token will get 403")
-        self.stdout.write(issue_token(user.username))
+            self.stderr.write(f"created operator {user.username}")
+        issued = tokens.issue(user, name=options["name"])
+        expires = issued.token.expires_at.isoformat() if issued.token.expires_at else "never"
+        self.stderr.write(f"token {issued.token.id} for {user.username}, expires {expires}")
+        self.stdout.write(issued.plaintext)

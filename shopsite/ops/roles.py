@@ -1,0 +1,27 @@
+"""Putting users into the roles of shopsite/ops/permissions.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from shopsite.ops.permissions import OPERATORS, VIEWERS
+
+ALIAS = "default"
+
+
+def ensure_user(username: str, *, operator: bool) -> tuple[Any, bool]:
+    """The user `username` in the operators (staff: admin too) or viewers group; created without a password."""
+    User = get_user_model()
+    user, created = User.objects.db_manager(ALIAS).get_or_create(username=username)
+    if created:
+        user.set_unusable_password()
+    if operator:
+        user.is_staff = True
+    user.save(using=ALIAS)
+    user.groups.add(Group.objects.using(ALIAS).get(name=OPERATORS if operator else VIEWERS))
+    if operator:
+        user.groups.remove(*Group.objects.using(ALIAS).filter(name=VIEWERS))
+    return user, created
