@@ -24,7 +24,7 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 run: $(STAMP)
-	$(PY) -m shopsite.stack
+	$(PY) -m shopsite.supervisor
 
 # Every database backend, one pytest run each (tests/run_backends.py):
 # SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).

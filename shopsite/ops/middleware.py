@@ -26,7 +26,7 @@ log = logging.getLogger("shopsite.access")
 UNMATCHED_ROUTE = "unmatched"  # 404s that matched no pattern: one series, whatever was asked for
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Scraped and probed every few seconds: logged at DEBUG so they don't bury real traffic.
-QUIET_ROUTES = frozenset({"health", "metrics"})
+QUIET_ROUTES = frozenset({"health", "health/live", "health/ready", "metrics"})
 
 
 def route_of(request: HttpRequest) -> str:
