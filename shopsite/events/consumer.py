@@ -287,7 +287,8 @@ class ServiceConsumer:
     def _run(self) -> None:
         consumer, watch = self._join()
         lag = LagReporter(self.spec.group_id, self.spec.name)
-        ready = ConsumerReadiness(self.spec.group_id, self.spec.name, settings.REDIS_URL)
+        ready = ConsumerReadiness(settings.KAFKA_BOOTSTRAP_SERVERS, self.spec.group_id, self.spec.name,
+                                  settings.REDIS_URL)
         log.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics,
                                             "group": self.spec.group_id})
         try:

@@ -1,8 +1,10 @@
 """Consumers report their own readiness: "my group gave me partitions", kept in Redis.
 
 Each consumer loop records, per group, that this process holds partitions:
-a member (host:pid:consumer) of the sorted set ``shopsite:ready:<group>``
-scored with the time of its last report. The loop refreshes it every
+a member (host:pid:consumer) of the sorted set
+``shopsite:ready:<bootstrap servers>:<group>`` scored with the time of its
+last report (the broker's address in the key keeps two systems sharing one
+Redis, e.g. two `make run`s on one machine, apart). The loop refreshes it every
 REFRESH_SECONDS and removes it when it loses its partitions. A member not
 refreshed for STALE_SECONDS (its process was killed) no longer counts, so
 nobody has to clean up after a kill -9.
@@ -30,16 +32,16 @@ STALE_SECONDS = 10.0
 REDIS_TIMEOUT_SECONDS = 0.5
 
 
-def key(group: str) -> str:
-    return f"{KEY_PREFIX}{group}"
+def key(bootstrap: str, group: str) -> str:
+    return f"{KEY_PREFIX}{bootstrap}:{group}"
 
 
 class ConsumerReadiness:
     """Called from the consumer loop; cheap: consumer.assignment() is local, Redis is written only on change or refresh."""
 
-    def __init__(self, group: str, consumer_name: str, redis_url: str,
+    def __init__(self, bootstrap: str, group: str, consumer_name: str, redis_url: str,
                  clock: Callable[[], float] = time.time, client: Any = None):
-        self.group = group
+        self.key = key(bootstrap, group)
         self.member = f"{socket.gethostname()}:{os.getpid()}:{consumer_name}"
         self.clock = clock
         self._redis_url = redis_url
@@ -55,9 +57,9 @@ class ConsumerReadiness:
         try:
             client = self._redis()
             if assigned:
-                client.zadd(key(self.group), {self.member: now})
+                client.zadd(self.key, {self.member: now})
             else:
-                client.zrem(key(self.group), self.member)
+                client.zrem(self.key, self.member)
         except Exception:  # noqa: BLE001 - readiness must never stop the loop; the next refresh tries again
             log.debug("could not record consumer readiness", exc_info=True)
             self._reported_at = now  # not before the next refresh: a dead Redis must not slow every loop
@@ -67,7 +69,7 @@ class ConsumerReadiness:
     def forget(self) -> None:
         """On a clean stop: this process no longer consumes for the group."""
         try:
-            self._redis().zrem(key(self.group), self.member)
+            self._redis().zrem(self.key, self.member)
         except Exception:  # noqa: BLE001
             log.debug("could not clear consumer readiness", exc_info=True)
 
@@ -80,13 +82,13 @@ class ConsumerReadiness:
         return self._client
 
 
-def assigned_members(client: Any, groups: Iterable[str], now: float | None = None) -> dict[str, int]:
+def assigned_members(client: Any, bootstrap: str, groups: Iterable[str], now: float | None = None) -> dict[str, int]:
     """Per group, how many consumers reported holding partitions within STALE_SECONDS."""
     now = time.time() if now is None else now
     groups = list(groups)
     pipe = client.pipeline(transaction=False)
     for group in groups:
-        pipe.zremrangebyscore(key(group), "-inf", now - STALE_SECONDS)
-        pipe.zcard(key(group))
+        pipe.zremrangebyscore(key(bootstrap, group), "-inf", now - STALE_SECONDS)
+        pipe.zcard(key(bootstrap, group))
     results = pipe.execute()
     return {group: int(results[2 * n + 1]) for n, group in enumerate(groups)}

@@ -146,7 +146,7 @@ def consumer_groups() -> list[str]:
 def _check_consumers() -> None:
     from shopsite.events.readiness import assigned_members
 
-    members = assigned_members(_redis.client(), consumer_groups())
+    members = assigned_members(_redis.client(), settings.KAFKA_BOOTSTRAP_SERVERS, consumer_groups())
     missing = sorted(group for group, count in members.items() if count == 0)
     if missing:
         raise RuntimeError(f"no consumer holds partitions yet for {', '.join(missing)}")

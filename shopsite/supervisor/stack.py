@@ -194,8 +194,17 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        self.watch()
+
+    def watch(self) -> None:
+        """Begin restarting children that die: start() does it once the system is ready.
+
+        A death before that is a failed start, reported by start(). After
+        start_infrastructure() alone, call it to have the broker and Redis watched.
+        """
         self._supervising = True
-        if self.config.watch_in_background:
+        if self.config.watch_in_background and (self._watcher is None or not self._watcher.is_alive()):
+            self._stopping.clear()
             self._watcher = threading.Thread(target=self._watch, name="stack-watcher", daemon=True)
             self._watcher.start()
 

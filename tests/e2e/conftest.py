@@ -1,7 +1,7 @@
 """The whole system on real processes, once per test session.
 
 `stack` starts the embedded broker, an embedded redis-server, migrations,
-topics, daphne, the celery worker and beat (shopsite.stack), and always
+topics, the web processes, the celery workers and beat (shopsite.supervisor), and always
 stops them by PID. `system` is what the tests talk to: HTTP (httpx), Kafka
 (confluent_kafka, directly), /metrics, and the service SQLite files opened
 read-only. Nothing here uses Django's database layer, so pytest-django's
@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 
 # One line per poll would bury the interesting output of a failing test.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -340,11 +340,15 @@ def system(stack: Stack, ops_token: str) -> System:
 
 @pytest.fixture(autouse=True)
 def _processes_stay_up(request: pytest.FixtureRequest):
-    """After each e2e test: no process of the stack died under it."""
-    yield
+    """After each e2e test: no process of the stack died under it (restarted or not)."""
     if "stack" not in request.fixturenames:
+        yield
         return
     running: Stack = request.getfixturevalue("stack")
+    before = len(running.deaths())
+    yield
+    died = running.deaths()[before:]
+    assert not died, "\n\n".join(death.description for death in died)
     dead = running.dead_children()
     assert not dead, "\n\n".join(running.describe_death(name) for name in dead)
 
