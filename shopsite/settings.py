@@ -198,3 +198,5 @@ AUTO_COMPENSATION = os.environ.get("SHOPSITE_AUTO_COMPENSATION", "0") == "1"
 
 # --- Live dashboard ---------------------------------------------------------------
 SSE_HEARTBEAT_SECONDS = float(os.environ.get("SSE_HEARTBEAT_SECONDS", "15"))
+# How long a web process lets requests in flight finish on SIGTERM (shopsite/web.py).
+WEB_DRAIN_SECONDS = float(os.environ.get("SHOPSITE_DRAIN_SECONDS", "10"))

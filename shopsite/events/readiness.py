@@ -48,10 +48,13 @@ class ConsumerReadiness:
         self._client = client
         self._assigned = False
         self._reported_at = 0.0
+        self._retry_at = 0.0  # after a failed write: not before the next refresh
 
     def observe(self, consumer: Any) -> None:
         assigned = bool(consumer.assignment())
         now = self.clock()
+        if now < self._retry_at:
+            return
         if assigned == self._assigned and (not assigned or now - self._reported_at < REFRESH_SECONDS):
             return
         try:
@@ -62,7 +65,7 @@ class ConsumerReadiness:
                 client.zrem(self.key, self.member)
         except Exception:  # noqa: BLE001 - readiness must never stop the loop; the next refresh tries again
             log.debug("could not record consumer readiness", exc_info=True)
-            self._reported_at = now  # not before the next refresh: a dead Redis must not slow every loop
+            self._retry_at = now + REFRESH_SECONDS  # a dead Redis must not slow every loop
             return
         self._assigned, self._reported_at = assigned, now
 
