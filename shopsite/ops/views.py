@@ -16,7 +16,11 @@ async def _checked(ready: bool) -> JsonResponse:
     body: dict = {"ok": ok, "checks": results}
     if not ok:
         body["failing"] = sorted(name for name, r in results.items() if not r["ok"])
-    return JsonResponse(body, status=200 if ok else 503)
+    response = JsonResponse(body, status=200 if ok else 503)
+    # Not Django's "Service Unavailable" error line per probe: a starting system is polled for
+    # readiness several times a second, and health.py already warns when a dependency fails.
+    response._has_been_logged = True  # type: ignore[attr-defined]  # what django.utils.log.log_response checks
+    return response
 
 
 @require_GET
