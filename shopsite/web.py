@@ -36,6 +36,7 @@ class DrainingServer(Server):
     def listen_success(self, port: Any) -> None:
         super().listen_success(port)
         self._ports.append(port)
+        _accept_one_at_a_time(port)
 
     def _in_flight(self) -> list[Any]:
         instances = (details.get("application_instance") for details in self.connections.values())
@@ -74,6 +75,26 @@ class DrainingServer(Server):
         waited = defer.Deferred.fromFuture(asyncio.gather(*pending, return_exceptions=True))
         waited.addErrback(lambda _failure: None)
         return waited
+
+
+def _accept_one_at_a_time(port: Any) -> None:
+    """Take one connection per wake-up from a socket shared with other web processes.
+
+    Twisted accepts up to 100+ waiting connections per wake-up (and grows the
+    number while they keep coming), so on a shared socket the first process to
+    wake takes a whole burst of clients, e.g. all 32 of a load generator, and
+    keeps them for as long as they keep their connections alive. One at a time,
+    every process woken races for each connection and the idle ones win more.
+    """
+    if not hasattr(port, "numberAccepts"):
+        return  # not a TCP port
+    read = port.doRead
+
+    def do_read() -> Any:
+        port.numberAccepts = 1
+        return read()
+
+    port.doRead = do_read
 
 
 def main(argv: list[str] | None = None) -> None:
