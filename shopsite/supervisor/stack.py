@@ -252,11 +252,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every child (web and workers first, Redis, then the broker) and drop the stack's databases."""
-        self._supervising = False
+        self._supervising = False  # a watcher round that has not taken the lock yet does nothing
         self._stopping.set()
-        watcher = self._watcher
-        if watcher is not None and watcher is not threading.current_thread():
-            watcher.join(timeout=10)
         with self._lock:
             running = [c for c in self._children.values() if c.popen is not None and c.popen.returncode is None]
             for tier in sorted({c.tier for c in running}, reverse=True):
@@ -269,6 +266,11 @@ class Stack:
             if self._atexit_registered:
                 atexit.unregister(self.stop)
                 self._atexit_registered = False
+        # Joined only now: children the watcher restarted die with it (PDEATHSIG follows the
+        # spawning thread), and they must be stopped in order above, not all at once here.
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=10)
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until GET /health/ready is 200: dependencies reachable and every consumer group assigned."""
@@ -322,10 +324,13 @@ class Stack:
             child.restart_at = None
             self._spawn(child)
         deadline = time.monotonic() + timeout
+        # Other children may be dying and coming back meanwhile: only this one's readiness counts.
         if name == "kafka":
-            self._wait(deadline, name, lambda: (readiness.kafka_answers(self.kafka_bootstrap), "no answer"))
+            self._wait(deadline, name, lambda: (readiness.kafka_answers(self.kafka_bootstrap), "no answer"),
+                       must_stay_alive=False)
         elif name == "redis":
-            self._wait(deadline, name, lambda: (readiness.redis_answers(self.redis_url), "no PING answer"))
+            self._wait(deadline, name, lambda: (readiness.redis_answers(self.redis_url), "no PING answer"),
+                       must_stay_alive=False)
 
     def restart(self, name: str, timeout: float = 60) -> None:
         """Stop the child gracefully (SIGTERM, then SIGKILL after the grace period) and start it again."""
