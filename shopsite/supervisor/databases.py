@@ -12,6 +12,7 @@ import itertools
 import os
 import urllib.parse
 from collections.abc import Mapping
+from pathlib import Path
 
 from shopsite import databases, pgadmin  # Django-free
 
@@ -52,7 +53,7 @@ class StackDatabases:
         pgadmin.drop(pgadmin.Server.from_url(self.env["DATABASE_URL"]), self.owned)
         self.owned = []
 
-    def describe(self, env: Mapping[str, str], var_dir: object) -> str:
+    def describe(self, env: Mapping[str, str], var_dir: Path) -> str:
         if self.backend == databases.POSTGRES:
             return f"postgres {databases.redact(databases.database_url(env))} (one database per service)"
         if self.backend == databases.MONGODB:

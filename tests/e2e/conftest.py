@@ -306,6 +306,9 @@ def stack(request: pytest.FixtureRequest) -> Stack:
         kafka_bootstrap=None,
         force_embedded_redis=True,
         log_dir=artifacts / "logs",
+        # Two web processes on one socket whatever the core count: the live streams must work
+        # from whichever process holds them (Channels' Redis layer crosses processes).
+        web_processes=2,
         # Short heartbeats so the stream tests see one without waiting 15 s.
         extra_env={"SSE_HEARTBEAT_SECONDS": "1"},
     ))
