@@ -30,7 +30,7 @@ promtool:
 
 # The embedded system generates its own secret key into var/ on first start (shopsite/secret_key.py).
 run: $(STAMP)
-	SHOPSITE_GENERATE_SECRET_KEY=1 $(PY) -m shopsite.stack
+	SHOPSITE_GENERATE_SECRET_KEY=1 $(PY) -m shopsite.supervisor
 
 # Every database backend, one pytest run each (tests/run_backends.py):
 # SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).

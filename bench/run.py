@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shopsite import databases  # noqa: E402
-from shopsite.stack import Stack, StackConfig, config_from_env  # noqa: E402
+from shopsite.supervisor import Stack, StackConfig, config_from_env  # noqa: E402
 
 ORDER = {"items": [{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}], "total": 12.5}
 

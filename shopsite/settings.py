@@ -290,3 +290,5 @@ SSE_MAX_STREAMS = int(os.environ.get("SSE_MAX_STREAMS", "500"))
 SSE_MAX_AGE_SECONDS = float(os.environ.get("SSE_MAX_AGE_SECONDS", "300"))
 # Threads for the streams' database reads, apart from the one thread of sync views.
 SSE_DB_THREADS = int(os.environ.get("SSE_DB_THREADS", "8"))
+# How long a web process lets requests in flight finish on SIGTERM (shopsite/web.py).
+WEB_DRAIN_SECONDS = float(os.environ.get("SHOPSITE_DRAIN_SECONDS", "10"))

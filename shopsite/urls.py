@@ -25,6 +25,8 @@ from shopsite.services import SERVICES
 
 COMMON: list[URLPattern | URLResolver] = [
     path("health", ops_views.health, name="health"),
+    path("health/live", ops_views.live, name="health-live"),
+    path("health/ready", ops_views.ready, name="health-ready"),
     path("metrics", ops_views.metrics, name="metrics"),
     path("api/schema", api_views.schema, name="api-schema"),
     path("api/docs", api_views.docs, name="api-docs"),

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shopsite import databases, pgadmin  # noqa: E402 - Django-free
-from shopsite.stack import STACK_DATABASE_PREFIX  # noqa: E402
+from shopsite.supervisor import STACK_DATABASE_PREFIX  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -98,9 +98,14 @@ READMODEL = [
              description="An empty body replays the original; `event` may correct the payload only."),
 ]
 
+HEALTH_ANSWERS = {200: (doc.Health, "every check passed"),
+                  503: (doc.Health, "a check failed; `failing` names it (error text for signed-in callers only)")}
 COMMON = [
-    Endpoint("GET", "/health", "health", "Readiness: databases, broker, Redis", "health", "public",
-             {200: (doc.Health, "every check passed"), 503: (doc.Health, "a dependency is down; `failing` names it")}),
+    Endpoint("GET", "/health", "health", "Dependencies: databases, broker, Redis", "health", "public", HEALTH_ANSWERS),
+    Endpoint("GET", "/health/ready", "ready", "Ready to take orders: dependencies and consumers assigned", "health",
+             "public", HEALTH_ANSWERS),
+    Endpoint("GET", "/health/live", "live", "The process answers (no dependency checked)", "health", "public",
+             {200: (doc.Live, "alive")}),
 ]
 
 BY_SERVICE: dict[str, list[Endpoint]] = {

@@ -177,6 +177,11 @@ class CheckResult(Document):
     ok: bool
 
 
+class Live(Document):
+    ok: bool
+
+
 class Health(Document):
     ok: bool
     checks: dict[str, CheckResult]
+    failing: list[str] | None = None

@@ -34,6 +34,7 @@ from shopsite.events.envelope import Event, InvalidEvent, decode
 from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
                                    new_consumer)
 from shopsite.events.lag import LagReporter
+from shopsite.events.readiness import ConsumerReadiness
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
 from shopsite.jsonlog import log_context
@@ -286,12 +287,15 @@ class ServiceConsumer:
     def _run(self) -> None:
         consumer, watch = self._join()
         lag = LagReporter(self.spec.group_id, self.spec.name)
+        ready = ConsumerReadiness(settings.KAFKA_BOOTSTRAP_SERVERS, self.spec.group_id, self.spec.name,
+                                  settings.REDIS_URL)
         log.info("consumer started", extra={"consumer": self.spec.name, "topics": self.spec.topics,
                                             "group": self.spec.group_id})
         try:
             while not self.stop.is_set():
                 messages = self._next_batch(consumer)
                 lag.maybe_report(consumer)
+                ready.observe(consumer)  # GET /health/ready counts consumers holding partitions
                 if watch.lost.is_set():
                     consumer, watch = self._recover_if_broker_returned(consumer, watch)
                 batch = [m for m in messages if self._usable(m)]
@@ -308,6 +312,7 @@ class ServiceConsumer:
                 if emitted:
                     relay.dispatch_pending(self.spec.service.alias)
         finally:
+            ready.forget()
             try:
                 consumer.close()  # leaves the group now instead of after the session timeout
             except RuntimeError:

@@ -11,6 +11,7 @@ only meaningful while its process lives (files removed by mark_dead).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client import REGISTRY as _DEFAULT_REGISTRY
@@ -103,10 +104,23 @@ def mark_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
+# Written by the process supervisor (shopsite/supervisor/restarts.py), which is not a
+# Django process: its restart counters, as Prometheus text, beside the children's files.
+SUPERVISOR_METRICS_FILE = "supervisor.prom"
+
+
 def exposition() -> bytes:
-    """The text exposition: all processes' metrics in multi-process mode, else this process's."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The text exposition: all processes' metrics (and the supervisor's) in multi-process mode, else this process's."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
+        return generate_latest(registry) + _supervisor_metrics(Path(directory))
     return generate_latest(_DEFAULT_REGISTRY)
+
+
+def _supervisor_metrics(directory: Path) -> bytes:
+    try:
+        return (directory / SUPERVISOR_METRICS_FILE).read_bytes()
+    except FileNotFoundError:
+        return b""  # not started by the supervisor

@@ -1,5 +1,11 @@
 """Dependency checks for /health: each database this process uses, the broker, Redis.
 
+Three questions, three URLs: /health/live (the process answers at all; no
+check), /health (its dependencies are reachable) and /health/ready (they are,
+AND every served service has a consumer holding its partitions, as the
+consumers report themselves in Redis: shopsite/events/readiness.py). A
+system is ready to take orders only when the last one says so.
+
 Built to answer quickly when a dependency is down, which is exactly when
 someone is looking:
 
@@ -100,7 +106,7 @@ class _Redis:
         self._client: Any = None
         self._url = ""
 
-    def check(self) -> None:
+    def client(self) -> Any:
         import redis
 
         with self._lock:
@@ -108,8 +114,10 @@ class _Redis:
                 self._url = settings.REDIS_URL
                 self._client = redis.Redis.from_url(self._url, socket_timeout=REDIS_TIMEOUT_SECONDS,
                                                     socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
-            client = self._client
-        client.ping()  # a dropped connection is re-established by the pool on the next call
+            return self._client
+
+    def check(self) -> None:
+        self.client().ping()  # a dropped connection is re-established by the pool on the next call
 
 
 _broker = _Broker()
@@ -128,6 +136,20 @@ def checks() -> dict[str, Callable[[], None]]:
     found["broker"] = _broker.check
     found["redis"] = _redis.check
     return found
+
+
+def consumer_groups() -> list[str]:
+    """The Kafka consumer groups of the services this process serves."""
+    return [f"{settings.KAFKA_GROUP_PREFIX}.{s.name}" for s in settings.SERVED_SERVICES]
+
+
+def _check_consumers() -> None:
+    from shopsite.events.readiness import assigned_members
+
+    members = assigned_members(_redis.client(), settings.KAFKA_BOOTSTRAP_SERVERS, consumer_groups())
+    missing = sorted(group for group, count in members.items() if count == 0)
+    if missing:
+        raise RuntimeError(f"no consumer holds partitions yet for {', '.join(missing)}")
 
 
 def _timed(check: Callable[[], None]) -> CheckResult:
@@ -151,8 +173,12 @@ def _submit(name: str, check: Callable[[], None]) -> Future[CheckResult]:
         return future
 
 
-def run_checks(deadline: float = DEADLINE_SECONDS) -> tuple[bool, dict[str, CheckResult]]:
-    futures = {name: _submit(name, check) for name, check in checks().items()}
+def run_checks(deadline: float = DEADLINE_SECONDS, ready: bool = False) -> tuple[bool, dict[str, CheckResult]]:
+    """/health's checks; with `ready`, /health/ready's: the consumers' assignment too."""
+    wanted = checks()
+    if ready:
+        wanted["consumers"] = _check_consumers
+    futures = {name: _submit(name, check) for name, check in wanted.items()}
     wait(list(futures.values()), timeout=deadline)
     results: dict[str, CheckResult] = {}
     for name, future in futures.items():
@@ -162,7 +188,9 @@ def run_checks(deadline: float = DEADLINE_SECONDS) -> tuple[bool, dict[str, Chec
             results[name] = {"ok": False, "error": f"no answer within {deadline:.1f}s",
                              "latencyMs": round(deadline * 1000, 2)}
     ok = all(r["ok"] for r in results.values())
-    if not ok:
-        failing = sorted(n for n, r in results.items() if not r["ok"])
+    failing = sorted(n for n, r in results.items() if not r["ok"] and n != "consumers")
+    if failing:
+        # Consumers not (yet) assigned are the normal state of a starting system, polled for by the
+        # supervisor: not worth a warning per probe; /health/ready's 503 says it.
         log.warning(f"health check failing: {', '.join(failing)}", extra={"failing": failing})
     return ok, results

@@ -26,7 +26,7 @@ log = logging.getLogger("shopsite.access")
 UNMATCHED_ROUTE = "unmatched"  # 404s that matched no pattern: one series, whatever was asked for
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Scraped and probed every few seconds: logged at DEBUG so they don't bury real traffic.
-QUIET_ROUTES = frozenset({"health", "metrics"})
+QUIET_ROUTES = frozenset({"health", "health/live", "health/ready", "metrics"})
 
 
 def route_of(request: HttpRequest) -> str:
@@ -85,7 +85,11 @@ def _record(request: HttpRequest, response: HttpResponseBase | None, started: fl
     method = method_of(request)
     metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
     metrics.HTTP_SECONDS.labels(method, route).observe(seconds)
-    level = logging.ERROR if status >= 500 else logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+    if route in QUIET_ROUTES:
+        # A probe's 503 is its answer ("not ready yet"), polled for; health.py warns about failing dependencies.
+        level = logging.ERROR if status >= 500 and status != 503 else logging.DEBUG
+    else:
+        level = logging.ERROR if status >= 500 else logging.INFO
     log.log(level, "request", extra={"method": method, "route": route, "path": request.path,
                                      "status": status, "durationMs": round(seconds * 1000, 2)})
 

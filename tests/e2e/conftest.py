@@ -1,7 +1,7 @@
 """The whole system on real processes, once per test session.
 
 `stack` starts the embedded broker, an embedded redis-server, migrations,
-topics, daphne, the celery worker and beat (shopsite.stack), and always
+topics, the web processes, the celery workers and beat (shopsite.supervisor), and always
 stops them by PID. `system` is what the tests talk to: HTTP (httpx), Kafka
 (confluent_kafka, directly), /metrics, and the service SQLite files opened
 read-only. Nothing here uses Django's database layer, so pytest-django's
@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 
 # One line per poll would bury the interesting output of a failing test.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -314,6 +314,9 @@ def stack(request: pytest.FixtureRequest) -> Stack:
         kafka_bootstrap=None,
         force_embedded_redis=True,
         log_dir=artifacts / "logs",
+        # Two web processes on one socket whatever the core count: the live streams must work
+        # from whichever process holds them (Channels' Redis layer crosses processes).
+        web_processes=2,
         # Short heartbeats so the stream tests see one without waiting 15 s; small stream caps
         # and age so the limits can be reached; the web server's temporary files where a
         # test can watch them.
@@ -367,11 +370,15 @@ def system(stack: Stack, ops_token: str) -> System:
 
 @pytest.fixture(autouse=True)
 def _processes_stay_up(request: pytest.FixtureRequest):
-    """After each e2e test: no process of the stack died under it."""
-    yield
+    """After each e2e test: no process of the stack died under it (restarted or not)."""
     if "stack" not in request.fixturenames:
+        yield
         return
     running: Stack = request.getfixturevalue("stack")
+    before = len(running.deaths())
+    yield
+    died = running.deaths()[before:]
+    assert not died, "\n\n".join(death.description for death in died)
     dead = running.dead_children()
     assert not dead, "\n\n".join(running.describe_death(name) for name in dead)
 

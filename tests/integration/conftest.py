@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

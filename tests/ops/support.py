@@ -16,13 +16,14 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from shopsite.stack import Stack
+from shopsite.supervisor import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 # Our processes: every line they print must be a JSON object (the broker and Redis are infrastructure).
-APP_PROCESSES = ("daphne", "worker-0", "worker-1", "beat", "migrate_all", "ensure_topics")
+WEB_PROCESSES = ("web-0", "web-1")  # the ops stack runs two web processes on one socket
+APP_PROCESSES = (*WEB_PROCESSES, "worker-0", "worker-1", "beat", "migrate_all", "ensure_topics")
 
 
 def artifacts(name: str) -> Path:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shopsite.stack import Stack
+from shopsite.supervisor import Stack
 from tests.ops.support import client, log_lines, place_order, wait_all_shipped, wait_for
 
 pytestmark = pytest.mark.e2e

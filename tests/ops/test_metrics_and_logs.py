@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shopsite.stack import Stack
-from tests.ops.support import APP_PROCESSES, client, log_lines, place_order, scrape, value, wait_all_shipped, wait_for
+from shopsite.supervisor import Stack
+from tests.ops.support import APP_PROCESSES, WEB_PROCESSES, client, log_lines, place_order, scrape, value, wait_all_shipped, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def test_metrics_after_one_order_come_from_every_process(ops_stack: Stack) -> No
                  topic="order.OrderCreated.v1") >= 1
     assert value(families, "shopsite_events_published_total", service="shipping") >= 1
     assert value(families, "shopsite_saga_seconds_sum", outcome="SHIPPED") > 0
-    # daphne: the route label is the URL pattern, never the raw path with the order id in it.
+    # web: the route label is the URL pattern, never the raw path with the order id in it.
     assert value(families, "shopsite_http_requests_total", method="POST", route="api/orders", status="201") >= 1
     assert value(families, "shopsite_http_request_seconds_count", route="api/orders") >= 1
     routes = {s.labels["route"] for s in families["shopsite_http_requests"].samples}
@@ -43,9 +43,10 @@ def test_metrics_after_one_order_come_from_every_process(ops_stack: Stack) -> No
     assert value(families, "shopsite_consumer_last_poll_timestamp_seconds", service="payment") > 0
     assert value(families, "shopsite_publish_failures_total") == 0
 
-    # One metrics file per process that wrote metrics: daphne and both workers.
+    # One metrics file per process that wrote metrics: a web process and both workers.
     pids = {int(p.stem.rsplit("_", 1)[1]) for p in ops_stack.prometheus_dir.glob("*.db")}
-    assert {ops_stack.pid("daphne"), ops_stack.pid("worker-0"), ops_stack.pid("worker-1")} <= pids
+    assert {ops_stack.pid("worker-0"), ops_stack.pid("worker-1")} <= pids
+    assert {ops_stack.pid(name) for name in WEB_PROCESSES} & pids
 
     # Conventions: counters end in _total, durations in _seconds.
     for name, family in families.items():
@@ -69,7 +70,7 @@ def test_every_line_is_json_and_one_orders_lines_share_its_correlation_id(ops_st
         assert http.get(f"/api/orders/{order['orderId']}").status_code == 200
 
     def order_lines() -> list[dict] | None:
-        lines = [line for name in ("daphne", "worker-0", "worker-1") for line in log_lines(ops_stack, name)
+        lines = [line for name in (*WEB_PROCESSES, "worker-0", "worker-1") for line in log_lines(ops_stack, name)
                  if line.get("orderId") == order["orderId"]]
         # The SHIPPED event reaches the order service and the read model last.
         applied = {line["service"] for line in lines if line["message"] == "event applied"}
@@ -77,9 +78,10 @@ def test_every_line_is_json_and_one_orders_lines_share_its_correlation_id(ops_st
 
     mine = wait_for(order_lines, 20, "log lines of the order from every service")
     assert {line["correlationId"] for line in mine} == {order["correlationId"]}
-    assert {line["process"] for line in mine} >= {"daphne", "worker-0", "worker-1"}
+    processes = {line["process"] for line in mine}
+    assert processes >= {"worker-0", "worker-1"} and processes & set(WEB_PROCESSES), processes
     placed = [line for line in mine if line["message"] == "order placed"]
-    assert len(placed) == 1 and placed[0]["service"] == "orders" and placed[0]["process"] == "daphne"
+    assert len(placed) == 1 and placed[0]["service"] == "orders" and placed[0]["process"] in WEB_PROCESSES
     access = [line for line in mine if line["message"] == "request" and line["method"] == "POST"]
     assert access and access[0]["route"] == "api/orders" and access[0]["status"] == 201
     applied = [line for line in mine if line["message"] == "event applied"]

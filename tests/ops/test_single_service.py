@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 from tests.ops.conftest import run_stack
 from tests.ops.support import ROOT, artifacts, client, log_lines, place_order, scrape, value, wait_for
 
@@ -17,12 +17,12 @@ pytestmark = pytest.mark.e2e
 def orders_alone() -> Iterator[Stack]:
     base = artifacts("orders-alone")
     yield from run_stack(StackConfig(base_dir=ROOT, var_dir=base / "var", log_dir=base / "logs", port=0,
-                                     force_embedded_redis=True, service="orders"), groups=[])
+                                     force_embedded_redis=True, service="orders"))
 
 
 def test_the_order_service_alone_serves_its_endpoints_and_not_the_others(orders_alone: Stack) -> None:
-    assert orders_alone.names() == ["kafka", "redis", "daphne", "worker-0", "beat"]
-    assert "--services=orders" in orders_alone._child("worker-0").argv
+    assert orders_alone.names() == ["kafka", "redis", *orders_alone.web_names, "worker-0", "beat"]
+    assert "--services=orders" in orders_alone.argv("worker-0")
 
     with client(orders_alone) as http:
         health = http.get("/health")
@@ -48,7 +48,7 @@ def test_the_order_service_alone_serves_its_endpoints_and_not_the_others(orders_
         assert value(families, "shopsite_events_published_total", service="inventory") == 0
 
     # Its logs name the service, whichever process wrote them.
-    lines = [line for name in ("daphne", "worker-0", "beat") for line in log_lines(orders_alone, name)]
+    lines = [line for name in (*orders_alone.web_names, "worker-0", "beat") for line in log_lines(orders_alone, name)]
     assert {line["service"] for line in lines} == {"orders"}
     beat = [line for line in lines if line["message"] == "beat started"]
     assert beat and beat[0]["schedule"] == ["purge-retention-orders", "sweep-outbox-orders"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shopsite.stack import Stack, StackConfig, config_from_env
+from shopsite.supervisor import Stack, StackConfig, config_from_env
 
 
 def test_a_service_alone_gets_its_seed_port_one_worker_and_its_own_runtime_files(tmp_path: Path) -> None:
@@ -16,17 +16,17 @@ def test_a_service_alone_gets_its_seed_port_one_worker_and_its_own_runtime_files
     with pytest.raises(ValueError, match="unknown service"):
         config_from_env({}, base_dir=tmp_path, service="billing")
 
-    stack = Stack(StackConfig(base_dir=tmp_path, var_dir=tmp_path / "var", service="payment"))
+    stack = Stack(StackConfig(base_dir=tmp_path, var_dir=tmp_path / "var", service="payment", web_processes=1))
     assert stack.worker_groups == ["payment"]
     assert stack.prometheus_dir == tmp_path / "var" / "prometheus-payment"
-    commands = dict(stack._app_commands())
-    assert list(commands) == ["daphne", "worker-0", "beat"]
+    commands = dict(stack.app_commands())
+    assert list(commands) == ["web-0", "worker-0", "beat"]
     assert "--services=payment" in commands["worker-0"]
     assert "celerybeat-schedule-payment" in " ".join(commands["beat"])
 
 
 def test_every_app_command_keeps_text_off_stdout(tmp_path: Path) -> None:
-    commands = dict(Stack(StackConfig(base_dir=tmp_path, var_dir=tmp_path / "var"))._app_commands())
-    assert commands["daphne"][1:5] == ["-m", "shopsite.web", "-v", "0"]  # no text access log
+    commands = dict(Stack(StackConfig(base_dir=tmp_path, var_dir=tmp_path / "var", web_processes=1)).app_commands())
+    assert commands["web-0"][1:5] == ["-m", "shopsite.web", "-v", "0"]  # no text access log
     for name in ("worker-0", "beat"):
         assert "--quiet" in commands[name] and not any(a.startswith("--loglevel") for a in commands[name])

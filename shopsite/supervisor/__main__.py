@@ -1,0 +1,5 @@
+import sys
+
+from shopsite.supervisor.cli import main
+
+sys.exit(main())
