@@ -157,6 +157,9 @@ class BatchProcessor:
             event = decode(message.value())
         except InvalidEvent as exc:
             return _Item(message, invalid=exc)
+        except Exception as exc:  # noqa: BLE001 - decode is total; should it ever not be, one message must not stop the loop
+            log.exception("decoding raised unexpectedly; dead-lettering the message", extra={"consumer": self.spec.name})
+            return _Item(message, invalid=InvalidEvent(f"undecodable: {type(exc).__name__}: {exc}"[:2000]))
         if event.topic != message.topic():
             return _Item(message, invalid=InvalidEvent(
                 f"event type {event.type} does not belong on topic {message.topic()}",

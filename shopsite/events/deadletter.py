@@ -7,11 +7,11 @@ skipped and lost. It carries everything needed to understand and replay it.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
+from shopsite import json_input
 from shopsite.events import topics
 from shopsite.events.unit_of_work import UnitOfWork
 
@@ -26,8 +26,8 @@ def _original(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
     if raw is None:
         return None, {}
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = json_input.loads(raw)
+    except json_input.NotJSON:  # kept as text: binary, hostile or too deep to carry as JSON
         return raw.decode("utf-8", errors="replace")[:MAX_RAW_CHARS], {}
     return data, data if isinstance(data, dict) else {}
 
