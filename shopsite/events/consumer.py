@@ -173,7 +173,7 @@ class BatchProcessor:
     def _apply(self, items: Sequence[_Item]) -> int:
         outcomes: list[tuple[str, str]] = []
         applied: list[tuple[_Item, float]] = []
-        invalid = sum(1 for i in items if i.invalid is not None)
+        invalid = _dead_letters_wanted(items)
         self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
             keys = {ProcessedEvent.key(self.spec.name, i.event.event_id) for i in items if i.event}
@@ -183,9 +183,7 @@ class BatchProcessor:
             for item in items:
                 topic = item.message.topic()
                 if item.invalid is not None:
-                    deadletter.emit_dead_letter(uow, self.spec.name, item.message, item.invalid.reason,
-                                                event_type=item.invalid.event_type, event_id=item.invalid.event_id)
-                    outcomes.append((topic, "invalid"))
+                    outcomes.append((topic, self._reject(item, uow)))
                     continue
                 event = item.event
                 assert event is not None
@@ -206,9 +204,30 @@ class BatchProcessor:
             metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, outcome).inc()
             if outcome == "invalid":
                 metrics.DEAD_LETTERS.labels(self.spec.name, topic, "invalid").inc()
+            elif outcome == "unreadable":
+                metrics.DEAD_LETTERS.labels(self.spec.name, topic, "unreadable_dead_letter").inc()
         for item, seconds in applied:
             self._log_applied(item, seconds)
         return len(uow.emitted)
+
+    def _reject(self, item: _Item, uow: UnitOfWork) -> str:
+        """Dead-letter an invalid message; returns the outcome to count.
+
+        Not one from the dead-letter topic: dead-lettering it onto the topic it
+        came from would loop. It is logged with everything known and counted
+        (dead_letters_total reason="unreadable_dead_letter"), and skipped.
+        """
+        assert item.invalid is not None
+        if item.message.topic() == topics.DEAD_LETTER:
+            raw = item.message.value() or b""
+            log.error("unreadable message on the dead-letter topic skipped (never dead-lettered onto itself)", extra={
+                "consumer": self.spec.name, "topic": item.message.topic(), "partition": item.message.partition(),
+                "offset": item.message.offset(), "reason": item.invalid.reason[:500],
+                "value": raw[:2000].decode("utf-8", errors="replace")})
+            return "unreadable"
+        deadletter.emit_dead_letter(uow, self.spec.name, item.message, item.invalid.reason,
+                                    event_type=item.invalid.event_type, event_id=item.invalid.event_id)
+        return "invalid"
 
     def _handle(self, item: _Item, uow: UnitOfWork) -> float:
         """Run the handler inside the event's log context; returns its duration in seconds."""
@@ -414,6 +433,11 @@ class ServiceConsumer:
             # A broker that lost its topics (in-memory broker restarted, topic deleted): recreate them.
             ensure_topics_soon()
         return False
+
+
+def _dead_letters_wanted(items: Sequence[_Item]) -> int:
+    """How many dead letters applying these items writes (unreadable dead letters are skipped, not written)."""
+    return sum(1 for i in items if i.invalid is not None and i.message.topic() != topics.DEAD_LETTER)
 
 
 def _first_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
