@@ -1,15 +1,18 @@
 """Consumer runtime faults, driven without Kafka: dead-letter loops, the budget, transient database errors."""
 
 import json
+import sqlite3
 
 import pytest
+from django.db import connections
 
 from readmodel.models import DeadLetter
 from shopsite.events import metrics, topics
-from shopsite.events.consumer import BatchProcessor, DeadLetterBudget, DeadLetterLimitReached, RetryPolicy
+from shopsite.events.consumer import (BatchProcessor, DeadLetterBudget, DeadLetterLimitReached, RetryPolicy,
+                                     TransientFailure)
 from shopsite.events.registry import consumer_spec
 from shopsite.services import BY_NAME
-from tests.factories import Saga, raw_message
+from tests.factories import Saga, message, raw_message
 from tests.handlers.helpers import deliver, outbox
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +43,63 @@ def test_a_dead_letter_for_an_over_long_correlation_id_is_itself_readable():
     stored = DeadLetter.objects.using("read_model_service").get()
     assert stored.payload["correlationId"] == "c" * 200  # the original is kept as it was
     assert not outbox("readmodel", topics.DEAD_LETTER)
+
+
+def test_a_flood_bigger_than_the_budget_makes_progress_one_budget_at_a_time():
+    clock = {"now": 0.0}
+    processor = BatchProcessor(consumer_spec(BY_NAME["inventory"]), RetryPolicy(sleep=lambda _s: None),
+                               DeadLetterBudget(limit=3, window=60, clock=lambda: clock["now"]))
+    good = Saga().created()
+    batch = [raw_message(b"junk", key=f"k{i}") for i in range(5)]
+    batch.append(raw_message(good.to_bytes(), key=good.key))
+    with pytest.raises(DeadLetterLimitReached) as first:
+        processor.process(batch)
+    assert first.value.done == 3  # the prefix that fits was applied: commit it, come back to the rest
+    assert len(outbox("inventory", topics.DEAD_LETTER)) == 3
+    rest = batch[first.value.done:]
+    with pytest.raises(DeadLetterLimitReached) as again:
+        processor.process(rest)  # still within the window: nothing more
+    assert again.value.done == 0 and len(outbox("inventory", topics.DEAD_LETTER)) == 3
+    clock["now"] = 61.0
+    processor.process(rest)
+    assert len(outbox("inventory", topics.DEAD_LETTER)) == 5
+    assert len(outbox("inventory", topics.INVENTORY_RESERVED)) == 1
+
+
+@pytest.mark.backend("sqlite")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_sqlite_locked_by_another_connection_is_waited_out_never_dead_lettered(settings):
+    settings.CONSUMER_TRANSIENT_BACKOFF_SECONDS = 0.1
+    settings.CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS = 0.4
+    settings.CONSUMER_TRANSIENT_RETRY_SECONDS = 2.0
+    alias = BY_NAME["inventory"].alias
+    locker = sqlite3.connect(connections[alias].settings_dict["NAME"], uri=True, isolation_level=None)
+    created = Saga(items=[{"sku": "SKU-3", "qty": 1}]).created()
+    waits: list[float] = []
+    release_after = {"waits": None}
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == release_after["waits"]:
+            locker.execute("ROLLBACK")
+
+    processor = BatchProcessor(consumer_spec(BY_NAME["inventory"]), RetryPolicy(sleep=sleep))
+    try:
+        # Locked for longer than the whole backoff: pause (the consumer comes back), nothing written.
+        locker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(TransientFailure) as paused:
+            processor.process([message(created)])
+        assert paused.value.done == 0
+        assert waits == [0.1, 0.2, 0.4, 0.4, 0.4, 0.4]  # exponential, capped, 1.9 s in all
+        assert not outbox("inventory")  # in particular no dead letter
+        # Locked for a while (longer than the old 3 tries in 0.3 s): waited out, applied once.
+        waits.clear()
+        release_after["waits"] = 4
+        processor.process([message(created)])
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+    assert len(waits) == 4
+    assert len(outbox("inventory", topics.INVENTORY_RESERVED)) == 1
+    assert not outbox("inventory", topics.DEAD_LETTER)
