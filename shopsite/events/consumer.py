@@ -404,6 +404,7 @@ class ServiceConsumer:
         self.batch_size = batch_size or settings.KAFKA_CONSUMER_BATCH
         self.processor = BatchProcessor(spec)
         self._next_broker_probe = 0.0
+        self._holding = False  # set while _hold pauses the consumer: see _on_assign
 
     def run(self) -> None:
         # A thread starts with an empty context: bind the service so every line
@@ -452,7 +453,7 @@ class ServiceConsumer:
         # A watch per client: the errors an old client reports while closing must not flag its successor.
         watch = BrokerWatch()
         consumer = new_consumer(self.spec.group_id, watch)
-        consumer.subscribe(self.spec.topics)
+        consumer.subscribe(self.spec.topics, on_assign=self._on_assign)
         return consumer, watch
 
     def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> tuple[Any, BrokerWatch]:
@@ -514,20 +515,56 @@ class ServiceConsumer:
 
         The group membership stays alive (consume() keeps polling while the
         partitions are paused), so the partitions are not handed to another
-        worker that would dead-letter them just the same.
+        worker that would dead-letter them just the same. The pause covers the
+        whole assignment, including partitions handed to this consumer during
+        the pause (_on_assign pauses them too), and anything consume() still
+        returns meanwhile is not skipped: each partition is rewound to the
+        lowest offset not processed before the loop goes on.
         """
         log.critical("consumer pausing: cannot move on safely", extra={
             "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": exc.pause_seconds})
         metrics.CONSUMER_PAUSED.labels(self.spec.name).set(1)
-        for tp in _first_offsets(batch):
-            consumer.seek(tp)
-        assignment = consumer.assignment()
-        consumer.pause(assignment)
-        resume_at = time.monotonic() + exc.pause_seconds
-        while time.monotonic() < resume_at and not self.stop.is_set():
-            consumer.consume(num_messages=1, timeout=0.2)
-        consumer.resume(assignment)
-        metrics.CONSUMER_PAUSED.labels(self.spec.name).set(0)
+        rewind = {(tp.topic, tp.partition): tp.offset for tp in _first_offsets(batch)}
+        self._holding = True
+        try:
+            consumer.pause(consumer.assignment())
+            resume_at = time.monotonic() + exc.pause_seconds
+            while time.monotonic() < resume_at and not self.stop.is_set():
+                for message in consumer.consume(num_messages=100, timeout=0.2):
+                    if message.error() is None:  # fetched before its partition was paused: come back to it
+                        key = (message.topic(), message.partition())
+                        rewind[key] = min(rewind.get(key, message.offset()), message.offset())
+            self._rewind(consumer, rewind)
+        finally:
+            self._holding = False
+            consumer.resume(consumer.assignment())
+            metrics.CONSUMER_PAUSED.labels(self.spec.name).set(0)
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions handed to this consumer while it holds are paused as they arrive.
+
+        Without this, a partition first assigned during a pause is fetched and
+        its messages consumed (and skipped) by the hold loop; a later commit
+        would then move past them.
+        """
+        if not self._holding or not partitions:
+            return  # the client assigns them itself after this callback
+        try:
+            consumer.incremental_assign(partitions)
+        except KafkaException:
+            consumer.assign(partitions)  # the eager protocol: the callback's list is the whole assignment
+        consumer.pause(partitions)
+        log.info("partitions assigned during a pause: paused too", extra={
+            "consumer": self.spec.name, "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]})
+
+    def _rewind(self, consumer: Any, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Seek each partition back to its first unprocessed offset; a partition no longer ours is the new owner's."""
+        for (topic, partition), offset in offsets.items():
+            try:
+                consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as err:  # revoked meanwhile: its owner starts at the committed offset
+                kafka_log.info("no rewind of a partition this consumer no longer has: %s", err,
+                               extra={"consumer": self.spec.name, "topic": topic, "partition": partition})
 
     def _next_batch(self, consumer: Any) -> list[Any]:
         """Wait for one message, then take whatever else is already fetched, up to the batch size.
