@@ -103,3 +103,54 @@ def test_sqlite_locked_by_another_connection_is_waited_out_never_dead_lettered(s
     assert len(waits) == 4
     assert len(outbox("inventory", topics.INVENTORY_RESERVED)) == 1
     assert not outbox("inventory", topics.DEAD_LETTER)
+
+
+@pytest.mark.backend("postgres")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_postgresql_deadlock_is_retried_never_dead_lettered(settings, caplog):
+    """Two connections lock two stock rows in opposite orders; PostgreSQL aborts the consumer's transaction."""
+    import threading
+
+    import psycopg
+
+    settings.CONSUMER_TRANSIENT_BACKOFF_SECONDS = 0.1
+    alias = BY_NAME["inventory"].alias
+    params = connections[alias].get_connection_params()
+    other = psycopg.connect(**{k: v for k, v in params.items() if k in ("dbname", "user", "password", "host", "port")})
+    other.execute("SET deadlock_timeout = '30s'")  # the consumer's side (1 s) detects it: the consumer is the victim
+    other.execute("UPDATE stock SET available = available WHERE _id = 'SKU-7'")  # holds SKU-7
+    watcher = psycopg.connect(**{k: v for k, v in params.items() if k in ("dbname", "user", "password", "host", "port")},
+                              autocommit=True)
+
+    def close_the_cycle():
+        # Once the consumer waits for SKU-7 (holding SKU-6), ask for SKU-6: a deadlock.
+        for _ in range(600):
+            waiting = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND datname = current_database()").fetchone()[0]
+            if waiting:
+                break
+            threading.Event().wait(0.05)
+        other.execute("UPDATE stock SET available = available WHERE _id = 'SKU-6'")
+        other.commit()
+
+    closer = threading.Thread(target=close_the_cycle, daemon=True)
+    waits: list[float] = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        closer.join(30)  # the other transaction finishes; the retry then goes through
+
+    created = Saga(items=[{"sku": "SKU-6", "qty": 1}, {"sku": "SKU-7", "qty": 1}]).created()
+    processor = BatchProcessor(consumer_spec(BY_NAME["inventory"]), RetryPolicy(sleep=sleep))
+    closer.start()
+    try:
+        processor.process([message(created)])
+    finally:
+        closer.join(30)
+        other.close()
+        watcher.close()
+    assert waits, "no deadlock happened: the consumer was never told to retry"
+    backoffs = [r for r in caplog.records if r.getMessage() == "transient database error; backing off"]
+    assert "deadlock detected" in backoffs[0].error
+    assert len(outbox("inventory", topics.INVENTORY_RESERVED)) == 1
+    assert not outbox("inventory", topics.DEAD_LETTER)
