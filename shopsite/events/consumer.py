@@ -160,7 +160,7 @@ class RetryPolicy:
     def transient_waits(self) -> list[float]:
         """The exponential backoff: first, 2x, 4x ... capped at transient_max, until transient_total is waited."""
         waits: list[float] = []
-        wait = self.transient_first
+        wait = max(self.transient_first, 0.001)
         while sum(waits) + wait <= self.transient_total + 1e-9:
             waits.append(wait)
             wait = min(wait * 2, self.transient_max)
@@ -402,7 +402,8 @@ class ServiceConsumer:
         self.spec = spec
         self.stop = stop
         self.batch_size = batch_size or settings.KAFKA_CONSUMER_BATCH
-        self.processor = BatchProcessor(spec)
+        # Backoff waits end early on shutdown: a worker stopping mid-outage must not sit out the backoff.
+        self.processor = BatchProcessor(spec, RetryPolicy(sleep=lambda seconds: stop.wait(seconds) and None))
         self._next_broker_probe = 0.0
         self._holding = False  # set while _hold pauses the consumer: see _on_assign
 

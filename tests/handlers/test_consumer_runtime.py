@@ -134,3 +134,22 @@ def test_hostile_json_is_dead_lettered_and_its_neighbours_applied():
     # And the dead letters themselves are readable by the dead-letter consumer.
     deliver("readmodel", letters)
     assert len(outbox("readmodel", topics.DEAD_LETTER)) == 2
+
+
+def test_a_decoder_bug_dead_letters_the_one_message_instead_of_stopping_the_consumer(monkeypatch):
+    from shopsite.events import consumer
+
+    real_decode = consumer.decode
+
+    def decode_with_a_bug(raw):
+        if raw == b"trips the bug":
+            raise KeyError("a bug the decoder should never have")
+        return real_decode(raw)
+
+    monkeypatch.setattr(consumer, "decode", decode_with_a_bug)
+    good = Saga().created()
+    BatchProcessor(ConsumerSpec(BY_NAME["readmodel"], _readmodel_handlers())).process(
+        [raw_message(b"trips the bug", key="k-bug"), message(good)])
+    assert OrderProjection.objects.using("read_model_service").filter(pk=good.order_id).exists()
+    (letter,) = outbox("readmodel", topics.DEAD_LETTER)
+    assert letter.payload.error.startswith("undecodable: KeyError")
