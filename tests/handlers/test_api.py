@@ -221,3 +221,10 @@ def test_hostile_json_bodies_get_400_not_500(client, operator, body, message):
         assert payload["error"] == "request body is not valid JSON"
         assert message in payload["details"][0]["message"]
     assert counts() == before
+
+
+def test_a_hostile_cursor_is_a_400(client):
+    import base64
+
+    deep = base64.urlsafe_b64encode(b"[" * 50_000 + b"]" * 50_000).decode()
+    assert client.get("/api/read/orders", {"cursor": deep}).status_code == 400
