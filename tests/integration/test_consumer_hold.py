@@ -104,3 +104,59 @@ def test_partitions_assigned_during_a_pause_stay_paused_and_nothing_is_lost(kafk
         thread.join(30)
     missing = markers - recorder.values()
     assert not missing, f"{len(missing)} of {len(markers)} messages were never processed (consumed while paused)"
+
+
+class AppliesAPrefixThenPauses:
+    """The first batch: its first three messages are applied, then the rest must wait (as over the budget)."""
+
+    def __init__(self) -> None:
+        self.first: list[tuple[int, int, bytes]] = []
+        self.later: list[tuple[int, int, bytes]] = []
+        self.lock = threading.Lock()
+
+    def process(self, batch) -> int:
+        with self.lock:
+            if not self.first:
+                self.first = [(m.partition(), m.offset(), m.value()) for m in batch]
+                raise MustPause("test: the rest is over the budget", done=3)
+            self.later += [(m.partition(), m.offset(), m.value()) for m in batch]
+        return 0
+
+
+def test_a_pause_after_a_prefix_commits_the_prefix_and_comes_back_for_the_rest_only(kafka_settings, settings):
+    from confluent_kafka import TopicPartition
+
+    settings.KAFKA_GROUP_PREFIX = f"test-prefix-{uuid.uuid4().hex[:8]}"
+    settings.DEAD_LETTER_PAUSE_SECONDS = 2.0
+    markers = produce_markers(uuid.uuid4().hex[:8], per_partition=5, partitions=settings.KAFKA_TOPIC_PARTITIONS)
+    spec = ConsumerSpec(BY_NAME["readmodel"], {topics.ORDER_CREATED: lambda event, uow: None})
+    stop = threading.Event()
+    loop = ServiceConsumer(spec, stop, batch_size=10)
+    recorder = AppliesAPrefixThenPauses()
+    loop.processor = recorder  # type: ignore[assignment] - the Kafka loop is under test, not the handlers
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and thread.is_alive():
+            with recorder.lock:
+                if markers <= {v for _p, _o, v in recorder.first[:3] + recorder.later}:
+                    break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert len(recorder.first) > 3
+    prefix, rest = recorder.first[:3], recorder.first[3:]
+    later = set(recorder.later)
+    assert not later & set(prefix), "the applied prefix was handed over again"
+    assert set(rest) <= later, "the rest of the batch was not come back to"
+    assert markers <= {v for _p, _o, v in prefix} | {v for _p, _o, v in later}
+    # The prefix's offsets were committed before the pause.
+    check = new_consumer(spec.group_id)
+    try:
+        partition, offset, _value = prefix[-1]
+        (committed,) = check.committed([TopicPartition(topics.ORDER_CREATED, partition)], timeout=10)
+        assert committed.offset > offset
+    finally:
+        check.close()
