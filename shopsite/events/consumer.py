@@ -125,6 +125,9 @@ class ConsumerSpec:
 
     service: Service
     handlers: Mapping[str, Handler]
+    # Keeps a message from the dead-letter topic that is not a readable dead letter
+    # (message, reason, unit of work): it cannot be dead-lettered onto its own topic.
+    unreadable: Callable[[KafkaMessage, str, UnitOfWork], None] | None = None
 
     @property
     def name(self) -> str:
@@ -314,16 +317,19 @@ class BatchProcessor:
         """Dead-letter an invalid message; returns the outcome to count.
 
         Not one from the dead-letter topic: dead-lettering it onto the topic it
-        came from would loop. It is logged with everything known and counted
-        (dead_letters_total reason="unreadable_dead_letter"), and skipped.
+        came from would loop. It is logged with everything known, counted
+        (dead_letters_total reason="unreadable_dead_letter") and handed to the
+        spec's `unreadable` keeper (the read model stores it with the others).
         """
         assert item.invalid is not None
         if item.message.topic() == topics.DEAD_LETTER:
             raw = item.message.value() or b""
-            log.error("unreadable message on the dead-letter topic skipped (never dead-lettered onto itself)", extra={
+            log.error("unreadable message on the dead-letter topic (never dead-lettered onto itself)", extra={
                 "consumer": self.spec.name, "topic": item.message.topic(), "partition": item.message.partition(),
                 "offset": item.message.offset(), "reason": item.invalid.reason[:500],
-                "value": raw[:2000].decode("utf-8", errors="replace")})
+                "value": raw[:2000].decode("utf-8", errors="replace"), "stored": self.spec.unreadable is not None})
+            if self.spec.unreadable is not None:
+                self.spec.unreadable(item.message, item.invalid.reason, uow)
             return "unreadable"
         deadletter.emit_dead_letter(uow, self.spec.name, item.message, item.invalid.reason,
                                     event_type=item.invalid.event_type, event_id=item.invalid.event_id)

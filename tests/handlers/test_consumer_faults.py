@@ -23,11 +23,18 @@ def dead_letters_counted(service, topic, reason):
 
 
 @pytest.mark.parametrize("value", [b"junk", b'{"type": "ops.DeadLetter.v1"}', b"[" * 5000 + b"]" * 5000])
-def test_an_unreadable_message_on_the_dead_letter_topic_is_never_dead_lettered_onto_it(value):
+def test_an_unreadable_message_on_the_dead_letter_topic_is_never_dead_lettered_onto_it(value, client):
     before = dead_letters_counted("readmodel", topics.DEAD_LETTER, "unreadable_dead_letter")
-    deliver("readmodel", [raw_message(value, topic=topics.DEAD_LETTER, key="k-dlq")])
+    unreadable = raw_message(value, topic=topics.DEAD_LETTER, key="k-dlq")
+    deliver("readmodel", [unreadable])
+    deliver("readmodel", [unreadable])  # redelivered: still one row
     assert not outbox("readmodel", topics.DEAD_LETTER)  # no loop
-    assert dead_letters_counted("readmodel", topics.DEAD_LETTER, "unreadable_dead_letter") - before == 1
+    assert dead_letters_counted("readmodel", topics.DEAD_LETTER, "unreadable_dead_letter") - before == 2
+    (row,) = DeadLetter.objects.using("read_model_service").all()  # stored for the operator, on /dlq
+    assert row.source_topic == topics.DEAD_LETTER and row.offset == unreadable.offset()
+    assert row.original_type == "unreadable dead letter" and row.payload == value[:64_000].decode()
+    page = client.get("/dlq")
+    assert page.status_code == 200 and b"<code>k-dlq</code>" in page.content
 
 
 def test_a_dead_letter_for_an_over_long_correlation_id_is_itself_readable():
