@@ -105,7 +105,7 @@ def on_payment_authorized(event: Event, uow: UnitOfWork) -> None:
     accepted after this point could return stock that is leaving with a parcel.
     """
     reservation = _locked(uow, event.order_id)
-    if reservation is not None and reservation.status == Reservation.RESERVED:
+    if reservation is not None and reservation.status == Reservation.RESERVED and not reservation.payment_refunded:
         reservation.status, reservation.updated_at = Reservation.ALLOCATED, datetime.now(timezone.utc)
         reservation.save(using=uow.alias)
 
@@ -119,10 +119,11 @@ def on_payment_refunded(event: Event, uow: UnitOfWork) -> None:
     reservation = _locked(uow, event.order_id)
     if reservation is None or reservation.status not in (Reservation.ALLOCATED, Reservation.RESERVED):
         return
+    reservation.payment_refunded = True
+    reservation.status, reservation.updated_at = Reservation.RESERVED, datetime.now(timezone.utc)
     if settings.AUTO_COMPENSATION:
-        _release(reservation, uow, cause=event)
-    elif reservation.status == Reservation.ALLOCATED:
-        reservation.status, reservation.updated_at = Reservation.RESERVED, datetime.now(timezone.utc)
+        _release(reservation, uow, cause=event)  # saves it
+    else:
         reservation.save(using=uow.alias)
 
 

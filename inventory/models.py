@@ -41,6 +41,9 @@ class Reservation(models.Model):
     items = models.JSONField()  # [{sku, qty}] as ordered, merged per SKU
     status = models.CharField(max_length=16, choices=[(s, s) for s in (RESERVED, FAILED, RELEASED, SHIPPED, ALLOCATED)])
     reason = models.CharField(max_length=500, blank=True, default="")
+    # The order's payment was refunded: it never ships, so a PaymentAuthorized
+    # that arrives after the refund (topics are not ordered) allocates nothing.
+    payment_refunded = models.BooleanField(default=False, db_column="paymentRefunded")
     created_at = models.DateTimeField(db_column="createdAt")
     updated_at = models.DateTimeField(db_column="updatedAt")
 

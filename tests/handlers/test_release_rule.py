@@ -67,3 +67,13 @@ def test_a_release_that_reaches_shipping_before_the_authorisation_means_it_never
     deliver("shipping", [released, saga.authorized()])
     assert not outbox("shipping", topics.ORDER_SHIPPED)
     assert Shipment.objects.using("shipping_service").get(pk=saga.order_id).status == Shipment.CANCELLED
+
+
+def test_a_refund_seen_before_the_authorisation_still_frees_the_stock():
+    """Topics are not ordered against each other: the refund may reach inventory first."""
+    saga = reserved_saga()
+    authorized = saga.authorized()
+    refunded = saga.next(topics.PAYMENT_REFUNDED, {"amount": saga.total, "refundId": "ref_1"})
+    deliver("inventory", [refunded, authorized, compensate(saga, "releaseInventory")])
+    assert stock("SKU-5") == (1000, 0)
+    assert len(outbox("inventory", topics.INVENTORY_RELEASED)) == 1
