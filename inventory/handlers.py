@@ -80,6 +80,8 @@ def on_compensation_requested(event: Event, uow: UnitOfWork) -> None:
             state = "already released"
         elif reservation is not None and reservation.status == Reservation.SHIPPED:
             state = "the order has shipped"
+        elif reservation is not None and reservation.status == Reservation.ALLOCATED:
+            state = "payment is authorised, the order may be shipping (refund the payment first)"
         else:
             state = f"nothing reserved (inventory is {reservation.status if reservation else 'not attempted yet'})"
         requests.refuse(uow, event, f"release refused: {state}")
@@ -90,9 +92,38 @@ def on_compensation_requested(event: Event, uow: UnitOfWork) -> None:
 def on_order_shipped(event: Event, uow: UnitOfWork) -> None:
     """Shipped goods are no longer ours to release."""
     reservation = _locked(uow, event.order_id)
-    if reservation is not None and reservation.status == Reservation.RESERVED:
+    if reservation is not None and reservation.status in (Reservation.RESERVED, Reservation.ALLOCATED):
         reservation.status = Reservation.SHIPPED
         reservation.updated_at = datetime.now(timezone.utc)
+        reservation.save(using=uow.alias)
+
+
+def on_payment_authorized(event: Event, uow: UnitOfWork) -> None:
+    """The reserved units are promised to shipping from now on: no release while it may ship them.
+
+    Shipping ships on PaymentAuthorized without asking inventory, so a release
+    accepted after this point could return stock that is leaving with a parcel.
+    """
+    reservation = _locked(uow, event.order_id)
+    if reservation is not None and reservation.status == Reservation.RESERVED and not reservation.payment_refunded:
+        reservation.status, reservation.updated_at = Reservation.ALLOCATED, datetime.now(timezone.utc)
+        reservation.save(using=uow.alias)
+
+
+def on_payment_refunded(event: Event, uow: UnitOfWork) -> None:
+    """A refunded order never ships (shipping cancels it): its units may be released again.
+
+    With automatic compensation they are released now: the ShippingFailed that
+    caused the refund could not release them while the payment stood.
+    """
+    reservation = _locked(uow, event.order_id)
+    if reservation is None or reservation.status not in (Reservation.ALLOCATED, Reservation.RESERVED):
+        return
+    reservation.payment_refunded = True
+    reservation.status, reservation.updated_at = Reservation.RESERVED, datetime.now(timezone.utc)
+    if settings.AUTO_COMPENSATION:
+        _release(reservation, uow, cause=event)  # saves it
+    else:
         reservation.save(using=uow.alias)
 
 
@@ -112,4 +143,6 @@ HANDLERS = {
     topics.ORDER_SHIPPED: on_order_shipped,
     topics.PAYMENT_FAILED: on_downstream_failure,
     topics.SHIPPING_FAILED: on_downstream_failure,
+    topics.PAYMENT_AUTHORIZED: on_payment_authorized,
+    topics.PAYMENT_REFUNDED: on_payment_refunded,
 }

@@ -32,12 +32,18 @@ class Reservation(models.Model):
     FAILED = "FAILED"
     RELEASED = "RELEASED"
     SHIPPED = "SHIPPED"  # the reserved units left with the parcel: nothing to release any more
+    # Payment authorised: the units are promised to shipping, which may be shipping them now.
+    # Not released until the payment is refunded (a refunded order never ships).
+    ALLOCATED = "ALLOCATED"
 
     order_id = models.CharField(primary_key=True, max_length=64, db_column="_id")
     correlation_id = models.CharField(max_length=64, db_column="correlationId")
     items = models.JSONField()  # [{sku, qty}] as ordered, merged per SKU
-    status = models.CharField(max_length=16, choices=[(s, s) for s in (RESERVED, FAILED, RELEASED, SHIPPED)])
+    status = models.CharField(max_length=16, choices=[(s, s) for s in (RESERVED, FAILED, RELEASED, SHIPPED, ALLOCATED)])
     reason = models.CharField(max_length=500, blank=True, default="")
+    # The order's payment was refunded: it never ships, so a PaymentAuthorized
+    # that arrives after the refund (topics are not ordered) allocates nothing.
+    payment_refunded = models.BooleanField(default=False, db_column="paymentRefunded")
     created_at = models.DateTimeField(db_column="createdAt")
     updated_at = models.DateTimeField(db_column="updatedAt")
 

@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from readmodel.models import DeadLetter
-from shopsite.events.deadletter import REPLAY_COUNT_HEADER
+from shopsite.events.deadletter import MAX_RAW_CHARS, REPLAY_COUNT_HEADER
 from shopsite.events.envelope import Event, InvalidEvent, format_timestamp, from_wire
 from shopsite.events.schemas import DeadLetter as DeadLetterPayload
 from shopsite.events.tasks import publish_soon
-from shopsite.events.unit_of_work import unit_of_work
+from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
 
 ALIAS = "read_model_service"
 MAX_REPLAYS = 3
@@ -72,6 +72,32 @@ def check_replayable(row: DeadLetter, corrected: dict[str, Any] | None = None) -
     if event.topic != row.source_topic and row.source_topic != "unknown":
         raise ReplayRefused(f"the original is a {event.type} but came from {row.source_topic}; send a corrected event")
     return event
+
+
+def store_unreadable(message: Any, reason: str, uow: UnitOfWork) -> DeadLetter:
+    """Keep a message from the dead-letter topic that is not a readable dead letter, once.
+
+    It cannot be dead-lettered (onto the topic it came from: a loop), so it is
+    stored as its own row, its value as text, for an operator to see on /dlq.
+    Replay refuses it: it is not an event.
+    """
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    key = f"{topic}:{partition}:{offset}"
+    row = DeadLetter.objects.using(uow.alias).filter(pk=key).first()
+    if row is not None:
+        return row  # redelivered
+    raw = message.value() or b""
+    order_key = (message.key() or b"").decode("utf-8", errors="replace")[:64]
+    row = DeadLetter(
+        id=key, original_type="unreadable dead letter", original_event_id="unknown", order_id=order_key,
+        error=f"unreadable message on the dead-letter topic: {reason}"[:2000],
+        errors=[{"consumer": "readmodel", "error": reason[:2000], "at": format_timestamp(datetime.now(timezone.utc)),
+                 "deadLetterEventId": None}],
+        payload=raw[:MAX_RAW_CHARS].decode("utf-8", errors="replace"), source_topic=topic, partition=partition,
+        offset=offset, headers={}, correlation_id="", created_at=datetime.now(timezone.utc),
+    )
+    row.save(using=uow.alias, force_insert=True)
+    return row
 
 
 def replay(letter_id: str, corrected: dict[str, Any] | None = None) -> Event:

@@ -22,3 +22,5 @@ def on_dead_letter(event: Event, uow: UnitOfWork) -> None:
 
 HANDLERS = {t: on_event for t in topics.ALL_EVENT_TYPES}
 HANDLERS[topics.DEAD_LETTER] = on_dead_letter
+# A message on the dead-letter topic that is not a readable dead letter: stored too (never re-dead-lettered).
+UNREADABLE = deadletters.store_unreadable

@@ -8,6 +8,8 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from shopsite import json_input
+
 
 def encode_cursor(created_at: datetime, order_id: str) -> str:
     raw = json.dumps([created_at.isoformat(), order_id]).encode()
@@ -17,7 +19,7 @@ def encode_cursor(created_at: datetime, order_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, order_id = json.loads(raw)
+        created_at, order_id = json_input.loads(raw)  # NotJSON is a ValueError
         return datetime.fromisoformat(created_at), str(order_id)
     except (ValueError, TypeError) as exc:
         raise ValueError("cursor is not one this API issued") from exc

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from pydantic import BaseModel, ValidationError
 
+from shopsite import json_input
 from shopsite.events.schemas import error_details
 
 
@@ -33,8 +33,8 @@ def parse_body(request: HttpRequest, model: type[BaseModel]) -> Any:
     if not request.body:
         raise BadRequest("request body is empty", [{"field": "(body)", "message": "expected a JSON object"}])
     try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json_input.loads(request.body)
+    except json_input.NotJSON as exc:
         raise BadRequest("request body is not valid JSON", [{"field": "(body)", "message": str(exc)}]) from exc
     try:
         return model.model_validate(data)

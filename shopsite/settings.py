@@ -192,6 +192,14 @@ KAFKA_GROUP_PREFIX = os.environ.get("KAFKA_GROUP_PREFIX", "shopsite")
 # deploy, not bad messages: the consumer pauses instead of dead-lettering on.
 DEAD_LETTER_LIMIT_PER_MINUTE = int(os.environ.get("DEAD_LETTER_LIMIT_PER_MINUTE", "100"))
 DEAD_LETTER_PAUSE_SECONDS = float(os.environ.get("DEAD_LETTER_PAUSE_SECONDS", "30"))
+# A transient database error (locked, deadlock, serialization failure, connection
+# lost, WriteConflict) is never a reason to dead-letter: the consumer retries with
+# exponential backoff (first wait, longest wait, total waited), then pauses and
+# comes back to the same uncommitted messages.
+CONSUMER_TRANSIENT_BACKOFF_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_BACKOFF_SECONDS", "0.1"))
+CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS", "5"))
+CONSUMER_TRANSIENT_RETRY_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_RETRY_SECONDS", "30"))
+CONSUMER_TRANSIENT_PAUSE_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_PAUSE_SECONDS", "10"))
 
 # --- Redis: Celery broker and Channels layer ----------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

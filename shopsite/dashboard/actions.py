@@ -20,6 +20,8 @@ def available_actions(status: str, timeline: list[dict]) -> list[Action]:
     types = {e["type"] for e in timeline}
     reserved = topics.INVENTORY_RESERVED in types and topics.INVENTORY_RELEASED not in types
     authorised = topics.PAYMENT_AUTHORIZED in types and topics.PAYMENT_REFUNDED not in types
+    # Inventory refuses to release an authorised order's stock (README, failure handling).
+    releasable = reserved and not authorised and status != lifecycle.SHIPPED
 
     def retry(step: str, failed_status: str) -> Action:
         ok = status == failed_status
@@ -32,7 +34,8 @@ def available_actions(status: str, timeline: list[dict]) -> list[Action]:
         retry("shipping", lifecycle.SHIPPING_FAILED),
         Action("compensate", "refundPayment", "Refund payment", authorised,
                "returns exactly the authorised amount" if authorised else "no unrefunded authorisation"),
-        Action("compensate", "releaseInventory", "Release inventory", reserved and status != lifecycle.SHIPPED,
-               "returns the reserved units to stock" if reserved and status != lifecycle.SHIPPED
+        Action("compensate", "releaseInventory", "Release inventory", releasable,
+               "returns the reserved units to stock" if releasable
+               else "refund the payment first: the order may be shipping" if reserved and authorised
                else "nothing reserved to release (or already shipped)"),
     ]

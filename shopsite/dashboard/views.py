@@ -27,6 +27,7 @@ from readmodel import deadletters
 from readmodel.models import DeadLetter, OrderProjection
 from readmodel.pagination import page
 from shipping.models import ShippingSimulator
+from shopsite import json_input
 from shopsite.dashboard import charts, overview
 from shopsite.dashboard.actions import available_actions
 from shopsite.events import lifecycle
@@ -266,10 +267,10 @@ def replay_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     edited = request.POST.get("event", "").strip()
     try:
         if edited:
-            corrected = json.loads(edited)
+            corrected = json_input.loads(edited)
         event = deadletters.replay(letter_id, corrected)
         messages.success(request, f"Replayed {letter_id} as event {event.event_id} to {event.topic}.")
-    except json.JSONDecodeError as exc:
+    except json_input.NotJSON as exc:
         messages.error(request, f"{letter_id}: the edited event is not JSON ({exc}).")
     except (deadletters.ReplayRefused, deadletters.InvalidCorrection) as exc:
         messages.error(request, f"{letter_id}: replay refused: {exc}")

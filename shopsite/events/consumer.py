@@ -39,6 +39,7 @@ from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
 from shopsite.jsonlog import log_context
 from shopsite.services import Service
+from shopsite.transient_errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,21 @@ class PermanentHandlerError(Exception):
 
 
 class MustPause(Exception):
-    """The consumer cannot safely move on: pause, then retry the same uncommitted messages."""
+    """The consumer cannot safely move on: pause, then retry the same uncommitted messages.
+
+    `done` leading messages of the batch were applied (and committed locally)
+    before it was raised: the consumer commits their offsets and comes back
+    to the rest, so a batch that only partly fits makes progress.
+    """
+
+    def __init__(self, reason: str, *, done: int = 0, emitted: int = 0) -> None:
+        super().__init__(reason)
+        self.done = done
+        self.emitted = emitted
+
+    @property
+    def pause_seconds(self) -> float:
+        return settings.DEAD_LETTER_PAUSE_SECONDS
 
 
 class DeadLetterLimitReached(MustPause):
@@ -61,6 +76,14 @@ class DeadLetterLimitReached(MustPause):
 
 class DeadLetterNotStored(MustPause):
     """Storing a dead letter failed: dead-lettering it onto the topic it came from would loop."""
+
+
+class TransientFailure(MustPause):
+    """The database kept failing transiently (locked, deadlock, connection lost) through the backoff."""
+
+    @property
+    def pause_seconds(self) -> float:
+        return settings.CONSUMER_TRANSIENT_PAUSE_SECONDS
 
 
 class DeadLetterBudget:
@@ -77,6 +100,11 @@ class DeadLetterBudget:
         if wanted and len(self._spent) + wanted > self.limit:
             raise DeadLetterLimitReached(
                 f"{len(self._spent) + wanted} dead letters within {self.window:.0f}s exceeds the limit of {self.limit}")
+
+    def remaining(self) -> int:
+        now = self.clock()
+        self._spent = [t for t in self._spent if now - t < self.window]
+        return max(0, self.limit - len(self._spent))
 
     def spend(self, count: int) -> None:
         self._spent += [self.clock()] * count
@@ -98,6 +126,9 @@ class ConsumerSpec:
 
     service: Service
     handlers: Mapping[str, Handler]
+    # Keeps a message from the dead-letter topic that is not a readable dead letter
+    # (message, reason, unit of work): it cannot be dead-lettered onto its own topic.
+    unreadable: Callable[[KafkaMessage, str, UnitOfWork], None] | None = None
 
     @property
     def name(self) -> str:
@@ -121,9 +152,23 @@ class _Item:
 
 @dataclass
 class RetryPolicy:
+    """Retries of a failing handler (then dead-letter), and backoff on transient database errors (never dead-letter)."""
+
     attempts: int = 3
     backoff_seconds: Sequence[float] = (0.05, 0.25, 1.0)
     sleep: Callable[[float], None] = field(default=time.sleep)
+    transient_first: float = field(default_factory=lambda: settings.CONSUMER_TRANSIENT_BACKOFF_SECONDS)
+    transient_max: float = field(default_factory=lambda: settings.CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS)
+    transient_total: float = field(default_factory=lambda: settings.CONSUMER_TRANSIENT_RETRY_SECONDS)
+
+    def transient_waits(self) -> list[float]:
+        """The exponential backoff: first, 2x, 4x ... capped at transient_max, until transient_total is waited."""
+        waits: list[float] = []
+        wait = max(self.transient_first, 0.001)
+        while sum(waits) + wait <= self.transient_total + 1e-9:
+            waits.append(wait)
+            wait = min(wait * 2, self.transient_max)
+        return waits
 
 
 class BatchProcessor:
@@ -138,12 +183,34 @@ class BatchProcessor:
     def process(self, messages: Sequence[KafkaMessage]) -> int:
         """Apply the batch; returns how many events were emitted to the outbox.
 
-        Raises DeadLetterLimitReached (nothing committed) when the batch would
-        exceed the dead-letter budget.
+        Raises MustPause when the consumer must stop for a while, with `done`
+        saying how many leading messages were applied: DeadLetterLimitReached
+        when the rest would exceed the dead-letter budget (the prefix that fits
+        is applied, so a flood makes progress one budget at a time),
+        TransientFailure when the database kept failing transiently.
         """
         items = [self._decode(m) for m in messages]
+        fits = self._fitting_prefix(items)
+        emitted = self._process(items[:fits]) if fits else 0
+        if fits < len(items):
+            raise DeadLetterLimitReached(
+                f"{_dead_letters_wanted(items[fits:])} more dead letters would exceed the limit of "
+                f"{self.budget.limit} per {self.budget.window:.0f}s", done=fits, emitted=emitted)
+        return emitted
+
+    def _fitting_prefix(self, items: Sequence[_Item]) -> int:
+        """How many leading items can be applied without exceeding the dead-letter budget."""
+        allowed = self.budget.remaining()
+        for index, item in enumerate(items):
+            wanted = _dead_letters_wanted([item])
+            if wanted > allowed:
+                return index
+            allowed -= wanted
+        return len(items)
+
+    def _process(self, items: Sequence[_Item]) -> int:
         try:
-            return self._apply(items)
+            return self._backing_off(items, lambda: self._apply(items))
         except MustPause:
             raise
         except Exception:
@@ -151,13 +218,52 @@ class BatchProcessor:
                 return self._apply_with_retries(items[0])
             log.warning("batch failed; replaying it one message per transaction",
                         extra={"consumer": self.spec.name, "size": len(items)}, exc_info=True)
-            return sum(self._apply_with_retries(item) for item in items)
+        emitted = 0
+        for index, item in enumerate(items):
+            try:
+                emitted += self._apply_with_retries(item)
+            except MustPause as exc:
+                exc.done, exc.emitted = index, emitted
+                raise
+        return emitted
+
+    def _backing_off(self, items: Sequence[_Item], apply: Callable[[], int]) -> int:
+        """apply(), retried with exponential backoff while the database fails transiently; then TransientFailure."""
+        waits = self.retry.transient_waits()
+        for attempt in range(len(waits) + 1):
+            try:
+                return apply()
+            except MustPause:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._reset_connection_if_unusable()
+                topic = items[0].message.topic() if items else "unknown"
+                if attempt == len(waits):
+                    raise TransientFailure(f"database still failing after {sum(waits):.1f}s of retries: "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, "retried").inc()
+                log.warning("transient database error; backing off", extra={
+                    "consumer": self.spec.name, "attempt": attempt + 1, "waitSeconds": waits[attempt],
+                    "error": f"{type(exc).__name__}: {exc}"[:500]})
+                self.retry.sleep(waits[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reset_connection_if_unusable(self) -> None:
+        """A lost connection stays broken in this long-lived thread unless closed; the next query reconnects."""
+        connection = connections[self.alias]
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
     def _decode(self, message: KafkaMessage) -> _Item:
         try:
             event = decode(message.value())
         except InvalidEvent as exc:
             return _Item(message, invalid=exc)
+        except Exception as exc:  # noqa: BLE001 - decode is total; should it ever not be, one message must not stop the loop
+            log.exception("decoding raised unexpectedly; dead-lettering the message", extra={"consumer": self.spec.name})
+            return _Item(message, invalid=InvalidEvent(f"undecodable: {type(exc).__name__}: {exc}"[:2000]))
         if event.topic != message.topic():
             return _Item(message, invalid=InvalidEvent(
                 f"event type {event.type} does not belong on topic {message.topic()}",
@@ -171,7 +277,7 @@ class BatchProcessor:
     def _apply(self, items: Sequence[_Item]) -> int:
         outcomes: list[tuple[str, str]] = []
         applied: list[tuple[_Item, float]] = []
-        invalid = sum(1 for i in items if i.invalid is not None)
+        invalid = _dead_letters_wanted(items)
         self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
             keys = {ProcessedEvent.key(self.spec.name, i.event.event_id) for i in items if i.event}
@@ -181,9 +287,7 @@ class BatchProcessor:
             for item in items:
                 topic = item.message.topic()
                 if item.invalid is not None:
-                    deadletter.emit_dead_letter(uow, self.spec.name, item.message, item.invalid.reason,
-                                                event_type=item.invalid.event_type, event_id=item.invalid.event_id)
-                    outcomes.append((topic, "invalid"))
+                    outcomes.append((topic, self._reject(item, uow)))
                     continue
                 event = item.event
                 assert event is not None
@@ -204,9 +308,33 @@ class BatchProcessor:
             metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, outcome).inc()
             if outcome == "invalid":
                 metrics.DEAD_LETTERS.labels(self.spec.name, topic, "invalid").inc()
+            elif outcome == "unreadable":
+                metrics.DEAD_LETTERS.labels(self.spec.name, topic, "unreadable_dead_letter").inc()
         for item, seconds in applied:
             self._log_applied(item, seconds)
         return len(uow.emitted)
+
+    def _reject(self, item: _Item, uow: UnitOfWork) -> str:
+        """Dead-letter an invalid message; returns the outcome to count.
+
+        Not one from the dead-letter topic: dead-lettering it onto the topic it
+        came from would loop. It is logged with everything known, counted
+        (dead_letters_total reason="unreadable_dead_letter") and handed to the
+        spec's `unreadable` keeper (the read model stores it with the others).
+        """
+        assert item.invalid is not None
+        if item.message.topic() == topics.DEAD_LETTER:
+            raw = item.message.value() or b""
+            log.error("unreadable message on the dead-letter topic (never dead-lettered onto itself)", extra={
+                "consumer": self.spec.name, "topic": item.message.topic(), "partition": item.message.partition(),
+                "offset": item.message.offset(), "reason": item.invalid.reason[:500],
+                "value": raw[:2000].decode("utf-8", errors="replace"), "stored": self.spec.unreadable is not None})
+            if self.spec.unreadable is not None:
+                self.spec.unreadable(item.message, item.invalid.reason, uow)
+            return "unreadable"
+        deadletter.emit_dead_letter(uow, self.spec.name, item.message, item.invalid.reason,
+                                    event_type=item.invalid.event_type, event_id=item.invalid.event_id)
+        return "invalid"
 
     def _handle(self, item: _Item, uow: UnitOfWork) -> float:
         """Run the handler inside the event's log context; returns its duration in seconds."""
@@ -236,10 +364,12 @@ class BatchProcessor:
         for attempt in range(self.retry.attempts):
             attempts += 1
             try:
-                return self._apply([item])
+                return self._backing_off([item], lambda: self._apply([item]))
             except PermanentHandlerError as exc:
                 last_error = exc
                 break
+            except MustPause:
+                raise  # transient or over budget: wait, never dead-letter
             except Exception as exc:  # retriable until the attempts run out
                 last_error = exc
                 metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "retried").inc()
@@ -252,15 +382,19 @@ class BatchProcessor:
         if item.message.topic() == topics.DEAD_LETTER:
             raise DeadLetterNotStored(reason)
         self.budget.check(1)
-        with unit_of_work(self.alias) as uow:
-            deadletter.emit_dead_letter(uow, self.spec.name, item.message, reason,
-                                        event_type=item.event.type if item.event else None,
-                                        event_id=item.event.event_id if item.event else None)
+        emitted = self._backing_off([item], lambda: self._emit_dead_letter(item, reason))
         self.budget.spend(1)
         metrics.EVENTS_CONSUMED.labels(self.spec.name, item.message.topic(), "dead_lettered").inc()
         metrics.DEAD_LETTERS.labels(self.spec.name, item.message.topic(), "handler_error").inc()
         with self._item_log_context(item):
             log.error("event dead-lettered", extra={"consumer": self.spec.name, "reason": reason})
+        return emitted
+
+    def _emit_dead_letter(self, item: _Item, reason: str) -> int:
+        with unit_of_work(self.alias) as uow:
+            deadletter.emit_dead_letter(uow, self.spec.name, item.message, reason,
+                                        event_type=item.event.type if item.event else None,
+                                        event_id=item.event.event_id if item.event else None)
         return len(uow.emitted)
 
     @staticmethod
@@ -275,8 +409,10 @@ class ServiceConsumer:
         self.spec = spec
         self.stop = stop
         self.batch_size = batch_size or settings.KAFKA_CONSUMER_BATCH
-        self.processor = BatchProcessor(spec)
+        # Backoff waits end early on shutdown: a worker stopping mid-outage must not sit out the backoff.
+        self.processor = BatchProcessor(spec, RetryPolicy(sleep=lambda seconds: stop.wait(seconds) and None))
         self._next_broker_probe = 0.0
+        self._holding = False  # set while _hold pauses the consumer: see _on_assign
 
     def run(self) -> None:
         # A thread starts with an empty context: bind the service so every line
@@ -305,7 +441,12 @@ class ServiceConsumer:
                 try:
                     emitted = self.processor.process(batch)
                 except MustPause as exc:
-                    self._hold(consumer, batch, exc)
+                    self._commit_prefix_and_hold(consumer, batch, exc)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a bug in one batch must not stop the service
+                    log.exception("batch raised unexpectedly; pausing and coming back to it",
+                                  extra={"consumer": self.spec.name})
+                    self._hold(consumer, batch, MustPause(f"unexpected {type(exc).__name__}: {exc}"))
                     continue
                 self._commit(consumer, batch)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
@@ -324,7 +465,7 @@ class ServiceConsumer:
         # A watch per client: the errors an old client reports while closing must not flag its successor.
         watch = BrokerWatch()
         consumer = new_consumer(self.spec.group_id, watch)
-        consumer.subscribe(self.spec.topics)
+        consumer.subscribe(self.spec.topics, on_assign=self._on_assign)
         return consumer, watch
 
     def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> tuple[Any, BrokerWatch]:
@@ -371,25 +512,71 @@ class ServiceConsumer:
             kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated): %s", exc,
                               extra={"consumer": self.spec.name, "kafka_error": str(exc)})
 
+    def _commit_prefix_and_hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
+        """Commit what was applied before the pause was called for, then hold on the rest."""
+        done, rest = batch[:exc.done], batch[exc.done:]
+        if done:
+            self._commit(consumer, done)
+        if exc.emitted:
+            relay.dispatch_pending(self.spec.service.alias)
+        if rest:
+            self._hold(consumer, rest, exc)
+
     def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Stop consuming for a while and come back to the same messages, uncommitted.
 
         The group membership stays alive (consume() keeps polling while the
         partitions are paused), so the partitions are not handed to another
-        worker that would dead-letter them just the same.
+        worker that would dead-letter them just the same. The pause covers the
+        whole assignment, including partitions handed to this consumer during
+        the pause (_on_assign pauses them too), and anything consume() still
+        returns meanwhile is not skipped: each partition is rewound to the
+        lowest offset not processed before the loop goes on.
         """
         log.critical("consumer pausing: cannot move on safely", extra={
-            "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": settings.DEAD_LETTER_PAUSE_SECONDS})
+            "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": exc.pause_seconds})
         metrics.CONSUMER_PAUSED.labels(self.spec.name).set(1)
-        for tp in _first_offsets(batch):
-            consumer.seek(tp)
-        assignment = consumer.assignment()
-        consumer.pause(assignment)
-        resume_at = time.monotonic() + settings.DEAD_LETTER_PAUSE_SECONDS
-        while time.monotonic() < resume_at and not self.stop.is_set():
-            consumer.consume(num_messages=1, timeout=0.2)
-        consumer.resume(assignment)
-        metrics.CONSUMER_PAUSED.labels(self.spec.name).set(0)
+        rewind = {(tp.topic, tp.partition): tp.offset for tp in _first_offsets(batch)}
+        self._holding = True
+        try:
+            consumer.pause(consumer.assignment())
+            resume_at = time.monotonic() + exc.pause_seconds
+            while time.monotonic() < resume_at and not self.stop.is_set():
+                for message in consumer.consume(num_messages=100, timeout=0.2):
+                    if message.error() is None:  # fetched before its partition was paused: come back to it
+                        key = (message.topic(), message.partition())
+                        rewind[key] = min(rewind.get(key, message.offset()), message.offset())
+            self._rewind(consumer, rewind)
+        finally:
+            self._holding = False
+            consumer.resume(consumer.assignment())
+            metrics.CONSUMER_PAUSED.labels(self.spec.name).set(0)
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions handed to this consumer while it holds are paused as they arrive.
+
+        Without this, a partition first assigned during a pause is fetched and
+        its messages consumed (and skipped) by the hold loop; a later commit
+        would then move past them.
+        """
+        if not self._holding or not partitions:
+            return  # the client assigns them itself after this callback
+        try:
+            consumer.incremental_assign(partitions)
+        except KafkaException:
+            consumer.assign(partitions)  # the eager protocol: the callback's list is the whole assignment
+        consumer.pause(partitions)
+        log.info("partitions assigned during a pause: paused too", extra={
+            "consumer": self.spec.name, "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]})
+
+    def _rewind(self, consumer: Any, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Seek each partition back to its first unprocessed offset; a partition no longer ours is the new owner's."""
+        for (topic, partition), offset in offsets.items():
+            try:
+                consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as err:  # revoked meanwhile: its owner starts at the committed offset
+                kafka_log.info("no rewind of a partition this consumer no longer has: %s", err,
+                               extra={"consumer": self.spec.name, "topic": topic, "partition": partition})
 
     def _next_batch(self, consumer: Any) -> list[Any]:
         """Wait for one message, then take whatever else is already fetched, up to the batch size.
@@ -416,6 +603,11 @@ class ServiceConsumer:
             # A broker that lost its topics (in-memory broker restarted, topic deleted): recreate them.
             ensure_topics_soon()
         return False
+
+
+def _dead_letters_wanted(items: Sequence[_Item]) -> int:
+    """How many dead letters applying these items writes (unreadable dead letters are skipped, not written)."""
+    return sum(1 for i in items if i.invalid is not None and i.message.topic() != topics.DEAD_LETTER)
 
 
 def _first_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:

@@ -7,17 +7,18 @@ skipped and lost. It carries everything needed to understand and replay it.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
+from shopsite import json_input
 from shopsite.events import topics
 from shopsite.events.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 MAX_RAW_CHARS = 64_000
+MAX_ID_CHARS = 64  # correlationId, causationId and key in an envelope
 REPLAY_COUNT_HEADER = "x-replay-count"
 
 
@@ -26,8 +27,8 @@ def _original(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
     if raw is None:
         return None, {}
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = json_input.loads(raw)
+    except json_input.NotJSON:  # kept as text: binary, hostile or too deep to carry as JSON
         return raw.decode("utf-8", errors="replace")[:MAX_RAW_CHARS], {}
     return data, data if isinstance(data, dict) else {}
 
@@ -36,21 +37,47 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _clamped(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value else None
+
+
+def _envelope_id(value: Any) -> str | None:
+    """The original's id when it is one an envelope may carry (a UUID); else None.
+
+    The dead letter's own envelope must pass the same validation as any
+    event: one built from an over-long correlationId or eventId would be
+    dead-lettered again by its reader, onto the dead-letter topic, for ever.
+    """
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _correlation_id(envelope: dict[str, Any]) -> str:
+    """The original's correlationId if an envelope allows it (1-64 characters), else a fresh one."""
+    value = _str_or_none(envelope.get("correlationId"))
+    return value if value is not None and len(value) <= MAX_ID_CHARS else str(uuid.uuid4())
+
+
 def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, *,
                      event_type: str | None = None, event_id: str | None = None) -> None:
     original, envelope = _original(message.value())
     payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
     raw_key = message.key()
-    order_id = (_str_or_none(payload.get("orderId")) or _str_or_none(envelope.get("key"))
-                or (raw_key.decode("utf-8", errors="replace") if raw_key else None))
+    order_id = _clamped(_str_or_none(payload.get("orderId")) or _str_or_none(envelope.get("key"))
+                        or (raw_key.decode("utf-8", errors="replace") if raw_key else None), MAX_ID_CHARS)
     headers = {k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
                for k, v in (message.headers() or [])}
-    correlation_id = _str_or_none(envelope.get("correlationId")) or str(uuid.uuid4())
+    correlation_id = _correlation_id(envelope)
+    original_event_id = event_id or _str_or_none(envelope.get("eventId"))
     uow.emit_new(
         topics.DEAD_LETTER,
         {
-            "originalType": event_type or _str_or_none(envelope.get("type")) or "unknown",
-            "originalEventId": event_id or _str_or_none(envelope.get("eventId")) or "unknown",
+            "originalType": _clamped(event_type or _str_or_none(envelope.get("type")), 200) or "unknown",
+            "originalEventId": _clamped(original_event_id, 100) or "unknown",
             "orderId": order_id,
             "error": reason[:2000],
             "payload": original,
@@ -62,11 +89,11 @@ def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, 
             "consumer": consumer,
         },
         correlation_id=correlation_id,
-        causation_id=_str_or_none(envelope.get("eventId")),
-        key=(order_id or f"{message.topic()}-{message.partition()}")[:64],
+        causation_id=_envelope_id(envelope.get("eventId")),
+        key=order_id or f"{message.topic()}-{message.partition()}"[:MAX_ID_CHARS],
     )
     log.warning("message dead-lettered", extra={
         "consumer": consumer, "topic": message.topic(), "partition": message.partition(),
         "offset": message.offset(), "reason": reason[:500], "orderId": order_id,
-        "correlationId": correlation_id, "originalEventId": event_id or _str_or_none(envelope.get("eventId")),
+        "correlationId": correlation_id, "originalEventId": original_event_id,
     })

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shopsite import json_input
 from shopsite.events import schemas, topics
 
 HeaderValue = str | int | float | bool
@@ -179,12 +180,13 @@ def from_wire(data: Any) -> Event:
 
 
 def decode(raw: bytes | None) -> Event:
+    """Any bytes -> an Event, or InvalidEvent with the reason: never another exception."""
     if raw is None:
         raise InvalidEvent("empty message (no value)")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"not JSON: {exc}") from exc
+        data = json_input.loads(raw)
+    except json_input.NotJSON as exc:
+        raise InvalidEvent(f"not JSON: {exc}") from None
     return from_wire(data)
 
 

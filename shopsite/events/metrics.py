@@ -52,7 +52,8 @@ CONSUMER_PAUSED = Gauge(
 DEAD_LETTERS = Counter(
     "shopsite_dead_letters_total",
     "Messages a consumer turned into ops.DeadLetter.v1, by source topic and reason "
-    "(invalid: can never be handled; handler_error: failed after its retries).",
+    "(invalid: can never be handled; handler_error: failed after its retries; "
+    "unreadable_dead_letter: an unreadable message on the dead-letter topic, logged and skipped).",
     ["service", "topic", "reason"],
 )
 CONSUMER_LAG = Gauge(

@@ -11,7 +11,7 @@ from shopsite.services import SERVICES, Service
 
 def consumer_spec(service: Service) -> ConsumerSpec:
     module = import_module(f"{service.app_label}.handlers")
-    return ConsumerSpec(service=service, handlers=module.HANDLERS)
+    return ConsumerSpec(service=service, handlers=module.HANDLERS, unreadable=getattr(module, "UNREADABLE", None))
 
 
 def consumer_specs(services: list[Service] | None = None) -> list[ConsumerSpec]:

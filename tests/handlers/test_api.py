@@ -219,3 +219,31 @@ def test_dead_letter_api_lists_and_replays(client, operator):
     assert replayed.status_code == 202 and replayed.json() == {"eventId": fixed["eventId"],
                                                                "topic": topics.ORDER_CREATED, "replayCount": 1}
     assert client.post("/api/ops/dlq/nope/replay", content_type="application/json", headers=operator).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"items": [{"sku": "SKU-1", "qty": ' + "9" * 5000 + '}], "total": 1}', "digits"),
+        (b"{\"items\": \"\xff\"}", "utf-8"),
+    ],
+)
+def test_hostile_json_bodies_get_400_not_500(client, operator, body, message):
+    order_id = post(client, VALID).json()["orderId"]
+    before = counts()
+    for response in (post(client, body),
+                     client.post(f"/api/ops/orders/{order_id}/retry", data=body, content_type="application/json",
+                                 headers=operator)):
+        assert response.status_code == 400, response.content[:200]
+        payload = response.json()
+        assert payload["error"] == "request body is not valid JSON"
+        assert message in payload["details"][0]["message"]
+    assert counts() == before
+
+
+def test_a_hostile_cursor_is_a_400(client):
+    import base64
+
+    deep = base64.urlsafe_b64encode(b"[" * 50_000 + b"]" * 50_000).decode()
+    assert client.get("/api/read/orders", {"cursor": deep}).status_code == 400

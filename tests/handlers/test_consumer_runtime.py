@@ -116,3 +116,40 @@ def _readmodel_handlers():
     from readmodel.handlers import HANDLERS
 
     return HANDLERS
+
+
+def test_hostile_json_is_dead_lettered_and_its_neighbours_applied():
+    """Nested 100,000 deep (RecursionError), a 5,000-digit number (ValueError): dead letters, not crashes."""
+    good = Saga().created()
+    nested = b'{"payload": ' * 100_000 + b"{}" + b"}" * 100_000
+    huge = b'{"eventId": "x", "total": ' + b"9" * 5000 + b"}"
+    batch = [raw_message(nested, key="k-nested"), raw_message(huge, key="k-huge"), message(good)]
+    BatchProcessor(ConsumerSpec(BY_NAME["readmodel"], _readmodel_handlers())).process(batch)
+    assert OrderProjection.objects.using("read_model_service").filter(pk=good.order_id).exists()
+    letters = outbox("readmodel", topics.DEAD_LETTER)
+    assert [dl.payload.orderId for dl in letters] == ["k-nested", "k-huge"]
+    assert "nested too deeply" in letters[0].payload.error and "digits" in letters[1].payload.error
+    # The originals are kept as (truncated) text: re-parsing them must not fail the dead letter itself.
+    assert letters[0].payload.payload.startswith('{"payload": {"payload":')
+    # And the dead letters themselves are readable by the dead-letter consumer.
+    deliver("readmodel", letters)
+    assert len(outbox("readmodel", topics.DEAD_LETTER)) == 2
+
+
+def test_a_decoder_bug_dead_letters_the_one_message_instead_of_stopping_the_consumer(monkeypatch):
+    from shopsite.events import consumer
+
+    real_decode = consumer.decode
+
+    def decode_with_a_bug(raw):
+        if raw == b"trips the bug":
+            raise KeyError("a bug the decoder should never have")
+        return real_decode(raw)
+
+    monkeypatch.setattr(consumer, "decode", decode_with_a_bug)
+    good = Saga().created()
+    BatchProcessor(ConsumerSpec(BY_NAME["readmodel"], _readmodel_handlers())).process(
+        [raw_message(b"trips the bug", key="k-bug"), message(good)])
+    assert OrderProjection.objects.using("read_model_service").filter(pk=good.order_id).exists()
+    (letter,) = outbox("readmodel", topics.DEAD_LETTER)
+    assert letter.payload.error.startswith("undecodable: KeyError")

@@ -25,6 +25,10 @@ def test_round_trip_keeps_every_envelope_field():
         (b"not json {{", "not JSON"),
         (b"[1, 2]", "must be a JSON object"),
         (None, "empty message"),
+        (b"\xff\xfe binary", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"payload": ' * 200 + b"{}" + b"}" * 200, "nested too deeply"),
+        (b'{"total": ' + b"9" * 5000 + b"}", "not JSON"),
     ],
 )
 def test_undecodable_messages_are_invalid_with_a_reason(raw, reason):
