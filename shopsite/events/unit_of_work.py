@@ -11,12 +11,13 @@ replica set), because Django's atomic is a no-op there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, ContextManager
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
+from django.db.models import Model
 
 from shopsite.events import envelope
 from shopsite.events.envelope import Event
@@ -48,7 +49,6 @@ class UnitOfWork:
             topic=event.topic,
             key=event.key,
             payload=event.to_wire(),
-            created_at=datetime.now(timezone.utc),
         )
         self._outbox_rows.append(row)
         self.emitted.append(event)
@@ -67,8 +67,31 @@ class UnitOfWork:
             )
         )
 
+    def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
+        """Write `fields` of rows that exist and were loaded (locked) in this transaction, in bulk.
+
+        Django's bulk_update builds a CASE WHEN expression per row and field,
+        which costs more CPU than the work it saves; where the backend has it
+        (SQLite, PostgreSQL) an INSERT ... ON CONFLICT (pk) DO UPDATE of the
+        same rows is one cheap statement per few hundred rows. Only for rows
+        known to exist: a new row must be inserted plainly, so that another
+        process creating it at the same time fails on the primary key instead
+        of being overwritten.
+        """
+        if not rows:
+            return
+        model = type(rows[0])
+        manager = model._default_manager.using(self.alias)
+        if connections[self.alias].features.supports_update_conflicts_with_target:
+            manager.bulk_create(rows, update_conflicts=True, unique_fields=[model._meta.pk.name], update_fields=fields)
+        else:
+            manager.bulk_update(rows, fields)
+
     def flush(self) -> None:
         if self._outbox_rows:
+            now = datetime.now(timezone.utc)  # once per transaction, not once per event
+            for row in self._outbox_rows:
+                row.created_at = now
             # bulk_create keeps list order, so ids (and publish order) follow emit order.
             OutboxMessage.objects.using(self.alias).bulk_create(self._outbox_rows)
             self._outbox_rows = []

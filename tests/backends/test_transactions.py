@@ -37,7 +37,7 @@ def test_on_commit_callbacks_run_after_the_commit_and_never_after_a_rollback():
 def test_state_and_outbox_rows_commit_together_or_not_at_all():
     created = Saga().created()
     with pytest.raises(RuntimeError), unit_of_work(ALIAS) as uow:
-        project(created, uow.alias)
+        project(created, uow)
         uow.emit(created)
         uow.flush()  # the outbox row is written, then the work fails
         raise RuntimeError("after writing")
@@ -45,7 +45,7 @@ def test_state_and_outbox_rows_commit_together_or_not_at_all():
     assert not OutboxMessage.objects.using(ALIAS).filter(event_id=created.event_id).exists()
 
     with unit_of_work(ALIAS) as uow:
-        project(created, uow.alias)
+        project(created, uow)
         uow.emit(created)
     assert OrderProjection.objects.using(ALIAS).filter(pk=created.order_id).exists()
     assert OutboxMessage.objects.using(ALIAS).filter(event_id=created.event_id).count() == 1
