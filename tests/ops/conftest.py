@@ -43,8 +43,9 @@ def ops_stack() -> Iterator[Stack]:
     yield from run_stack(StackConfig(
         base_dir=ROOT, var_dir=base / "var", log_dir=base / "logs", port=0, force_embedded_redis=True,
         worker_services=list(WORKERS),
-        # Forget a dead consumer group member fast and keep log levels as in production.
-        extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")},
+        # Forget a dead consumer group member fast and keep log levels as in production, plus the
+        # consumer's per-event lines (DEBUG in production) that the log test follows an order by.
+        extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"), "LOG_LEVELS": "shopsite.events.consumer=DEBUG"},
     ), groups=[f"shopsite.{name}" for group in WORKERS for name in group.split(",")])
 
 
