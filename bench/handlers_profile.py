@@ -110,6 +110,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary by component")
     parser.add_argument("--service", help="profile only this consuming service")
     parser.add_argument("--top", type=int, default=0, help="also print the N functions with the most cumulative time")
+    parser.add_argument("--sort", default="cumulative", help="pstats sort key for --top (cumulative, tottime)")
     args = parser.parse_args()
 
     _setup(tempfile.mkdtemp(prefix="shopsite-handlers-bench-"))
@@ -172,7 +173,7 @@ def main() -> int:
     print(f"  {'total':<10} {1000 * total / args.orders:7.3f}   (~{args.orders / total:,.0f} orders/s of consumer CPU)")
 
     if profiler and args.top:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     if profiler and args.profile:
         stats = pstats.Stats(profiler)
         by_component: dict[str, float] = defaultdict(float)

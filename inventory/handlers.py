@@ -81,7 +81,7 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
         else:
             raise ValueError(f"inventory's batch handler got {event.type}")
     ledger.save(now)
-    Reservation.objects.using(uow.alias).bulk_create([r for oid, r in changed.items() if oid not in existing])
+    uow.insert_rows([r for oid, r in changed.items() if oid not in existing])
     updated = [r for oid, r in changed.items() if oid in existing]
     uow.update_rows(updated, ["status", "reason", "updated_at"])
 

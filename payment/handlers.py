@@ -66,7 +66,7 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
         if moved:
             payment.updated_at = processor.now
             changed[event.order_id] = payment
-    Payment.objects.using(uow.alias).bulk_create([p for oid, p in changed.items() if oid not in existing])
+    uow.insert_rows([p for oid, p in changed.items() if oid not in existing])
     updated = [p for oid, p in changed.items() if oid in existing]
     uow.update_rows(updated, UPDATED_FIELDS)
 

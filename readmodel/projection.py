@@ -46,8 +46,7 @@ def project_all(events: Sequence[Event], uow: UnitOfWork) -> list[OrderProjectio
             changed[row.order_id] = row
     created = [r for oid, r in changed.items() if oid not in existing]
     updated = [r for oid, r in changed.items() if oid in existing]
-    if created:
-        OrderProjection.objects.using(alias).bulk_create(created)
+    uow.insert_rows(created)
     uow.update_rows(updated, WRITTEN_FIELDS)
     return list(changed.values())
 

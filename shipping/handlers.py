@@ -64,7 +64,7 @@ def ship_authorised(events: list[Event], uow: UnitOfWork) -> None:
                             carrier=carrier_for(event.order_id), created_at=now, updated_at=now)
         _attempt(shipment, uow, event, sim, now)
         new.append(shipment)
-    Shipment.objects.using(uow.alias).bulk_create(new)
+    uow.insert_rows(new)
 
 
 def on_retry_requested(event: Event, uow: UnitOfWork) -> None:

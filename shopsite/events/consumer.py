@@ -216,7 +216,7 @@ class BatchProcessor:
                 outcomes[topic, "ok"] += 1
             runs = self._handle(fresh, uow)
             now = datetime.now(timezone.utc)
-            ProcessedEvent.objects.using(self.alias).bulk_create([
+            uow.insert_rows([
                 ProcessedEvent(id=ProcessedEvent.key(self.spec.name, i.event.event_id), consumer=self.spec.name,
                                event_id=i.event.event_id, at=now)
                 for i in fresh if i.event is not None])

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import Model
 
-from shopsite.events import envelope
+from shopsite.events import bulk_sql, envelope
 from shopsite.events.envelope import Event
 from shopsite.events.models import OutboxMessage
 
@@ -67,33 +67,44 @@ class UnitOfWork:
             )
         )
 
-    def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
-        """Write `fields` of rows that exist and were loaded (locked) in this transaction, in bulk.
+    def insert_rows(self, rows: Sequence[Model]) -> None:
+        """Insert new rows of one model in bulk, in list order.
 
-        Django's bulk_update builds a CASE WHEN expression per row and field,
-        which costs more CPU than the work it saves; where the backend has it
-        (SQLite, PostgreSQL) an INSERT ... ON CONFLICT (pk) DO UPDATE of the
-        same rows is one cheap statement per few hundred rows. Only for rows
-        known to exist: a new row must be inserted plainly, so that another
-        process creating it at the same time fails on the primary key instead
-        of being overwritten.
+        A row whose primary key exists fails the transaction, as a plain
+        INSERT does: that is what guards a row two processes create at once.
         """
         if not rows:
             return
-        model = type(rows[0])
-        manager = model._default_manager.using(self.alias)
-        if connections[self.alias].features.supports_update_conflicts_with_target:
-            manager.bulk_create(rows, update_conflicts=True, unique_fields=[model._meta.pk.name], update_fields=fields)
+        if bulk_sql.supported(self.alias):
+            bulk_sql.insert(self.alias, rows)
         else:
-            manager.bulk_update(rows, fields)
+            type(rows[0])._default_manager.using(self.alias).bulk_create(rows)
+
+    def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
+        """Write `fields` of rows of one model that exist and were loaded (locked) in this transaction.
+
+        Django's bulk_update builds a CASE WHEN expression per row and field,
+        which costs more CPU than the queries it saves; where the backend has
+        it (SQLite, PostgreSQL) an INSERT ... ON CONFLICT (pk) DO UPDATE of
+        the same rows does it in one cheap statement. Only for rows known to
+        exist: a new row goes through insert_rows, so that another process
+        creating it at the same time fails on the primary key instead of
+        being overwritten.
+        """
+        if not rows:
+            return
+        if bulk_sql.supported(self.alias):
+            bulk_sql.insert(self.alias, rows, update_fields=fields)
+        else:
+            type(rows[0])._default_manager.using(self.alias).bulk_update(rows, fields)
 
     def flush(self) -> None:
         if self._outbox_rows:
             now = datetime.now(timezone.utc)  # once per transaction, not once per event
             for row in self._outbox_rows:
                 row.created_at = now
-            # bulk_create keeps list order, so ids (and publish order) follow emit order.
-            OutboxMessage.objects.using(self.alias).bulk_create(self._outbox_rows)
+            # Inserted in list order, so ids (and publish order) follow emit order.
+            self.insert_rows(self._outbox_rows)
             self._outbox_rows = []
 
 
