@@ -36,6 +36,10 @@ def decline_reason(total: Decimal, sim: PaymentSimulator) -> str | None:
     return None
 
 
+# What the happy path changes on a payment that exists.
+UPDATED_FIELDS = ["total", "status", "amount", "auth_id", "reason", "requested_by", "authorized_at", "updated_at"]
+
+
 def apply_events(events: list[Event], uow: UnitOfWork) -> None:
     """OrderCreated (the total) and InventoryReserved (the go-ahead), set-based.
 
@@ -69,9 +73,6 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
     uow.insert_rows([p for oid, p in changed.items() if oid not in existing])
     updated = [p for oid, p in changed.items() if oid in existing]
     uow.update_rows(updated, UPDATED_FIELDS)
-
-
-UPDATED_FIELDS = ["total", "status", "amount", "auth_id", "reason", "requested_by", "authorized_at", "updated_at"]
 
 
 class _Processor:
