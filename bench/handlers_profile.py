@@ -190,7 +190,8 @@ def _run(var_dir: str) -> int:
     if profiler and args.profile:
         stats = pstats.Stats(profiler)
         by_component: dict[str, float] = defaultdict(float)
-        for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        entries = stats.stats.items()  # type: ignore[attr-defined]
+        for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in entries:
             by_component[_component(filename)] += tottime
         profiled = sum(by_component.values())
         print("\nprofile: own time by component, ms per order (cProfile adds overhead; compare shares)")

@@ -56,7 +56,8 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
             .order_by("pk")}
     existing = set(held)
     placed = [e for e in events if e.type == topics.ORDER_CREATED]
-    ledger = reservations.StockLedger(uow, (i.sku for e in placed for i in e.payload.items))  # type: ignore[attr-defined]
+    skus = (i.sku for e in placed for i in e.payload.items)  # type: ignore[attr-defined]
+    ledger = reservations.StockLedger(uow, skus)
     changed: dict[str, Reservation] = {}
     now = datetime.now(timezone.utc)
     for event in events:

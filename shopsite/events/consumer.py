@@ -258,8 +258,8 @@ class BatchProcessor:
             for item in run:
                 assert item.event is not None
                 with _event_log_context(item.event, item.message):
-                    log.debug("event applied", extra={"consumer": self.spec.name, "durationMs": round(seconds * 1000, 2),
-                                                      "runSize": len(run)})
+                    log.debug("event applied", extra={
+                        "consumer": self.spec.name, "durationMs": round(seconds * 1000, 2), "runSize": len(run)})
         for item in duplicates:
             assert item.event is not None
             with _event_log_context(item.event, item.message):

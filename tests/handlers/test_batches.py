@@ -137,7 +137,8 @@ def test_a_failing_message_in_a_batch_leaves_its_neighbours_applied_exactly_once
 
     flaky = BatchHandler(fails_on_poison)
     handlers.update({topics.ORDER_CREATED: flaky, topics.ORDER_SHIPPED: flaky})
-    processor = BatchProcessor(ConsumerSpec(BY_NAME["inventory"], handlers), RetryPolicy(attempts=2, sleep=lambda _s: None))
+    processor = BatchProcessor(ConsumerSpec(BY_NAME["inventory"], handlers),
+                               RetryPolicy(attempts=2, sleep=lambda _s: None))
     processor.process([message(e) for e in created])
     processor.process([message(e) for e in created])  # and redelivered: all duplicates now
 
