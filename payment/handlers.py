@@ -11,6 +11,7 @@ from django.conf import settings
 
 from payment.models import Payment, PaymentSimulator
 from shopsite.events import requests, simulator, topics
+from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
 
@@ -35,36 +36,86 @@ def decline_reason(total: Decimal, sim: PaymentSimulator) -> str | None:
     return None
 
 
-def on_order_created(event: Event, uow: UnitOfWork) -> None:
-    payment = _payment(event, uow, Payment.AWAITING_INVENTORY)
+# What the happy path changes on a payment that exists.
+UPDATED_FIELDS = ["total", "status", "amount", "auth_id", "reason", "requested_by", "authorized_at", "updated_at"]
+
+
+def apply_events(events: list[Event], uow: UnitOfWork) -> None:
+    """OrderCreated (the total) and InventoryReserved (the go-ahead), set-based.
+
+    One locked load of the payments the events touch, the simulator's
+    settings at most once, every event applied in memory in offset order,
+    one bulk insert and one bulk update.
+    """
+    ids = sorted({e.order_id for e in events})
+    payments = {p.order_id: p for p in Payment.objects.using(uow.alias).select_for_update().filter(pk__in=ids)
+                .order_by("pk")}
+    existing = set(payments)
+    processor = _Processor(uow)
+    changed: dict[str, Payment] = {}
+    for event in events:
+        payment = payments.get(event.order_id)
+        if payment is None:
+            initial = Payment.AWAITING_INVENTORY if event.type == topics.ORDER_CREATED else Payment.AWAITING_TOTAL
+            payment = payments[event.order_id] = Payment(
+                order_id=event.order_id, correlation_id=event.correlation_id, status=initial,
+                created_at=processor.now, updated_at=processor.now)
+            changed[event.order_id] = payment  # a new row is written even when the event changes nothing else
+        if event.type == topics.ORDER_CREATED:
+            moved = _take_total(payment, event, processor)
+        elif event.type == topics.INVENTORY_RESERVED:
+            moved = _take_go_ahead(payment, event, processor)
+        else:
+            raise ValueError(f"payment's batch handler got {event.type}")
+        if moved:
+            payment.updated_at = processor.now
+            changed[event.order_id] = payment
+    uow.insert_rows([p for oid, p in changed.items() if oid not in existing])
+    updated = [p for oid, p in changed.items() if oid in existing]
+    uow.update_rows(updated, UPDATED_FIELDS)
+
+
+class _Processor:
+    """The simulated payment processor for one unit of work: its settings are read once, when first needed."""
+
+    def __init__(self, uow: UnitOfWork):
+        self.uow = uow
+        self.now = datetime.now(timezone.utc)
+        self._settings: PaymentSimulator | None = None
+
+    @property
+    def settings(self) -> PaymentSimulator:
+        if self._settings is None:
+            self._settings = PaymentSimulator.current(self.uow.alias)
+        return self._settings
+
+
+def _take_total(payment: Payment, event: Event, processor: _Processor) -> bool:
     if payment.total is not None:
-        return
+        return False
     payment.total = event.payload.total  # type: ignore[attr-defined]
     if payment.status == Payment.AWAITING_TOTAL:
-        _authorise(payment, uow, cause_id=payment.requested_by)
-    payment.updated_at = datetime.now(timezone.utc)
-    payment.save(using=uow.alias)
+        _authorise(payment, processor, cause_id=payment.requested_by)
+    return True
 
 
-def on_inventory_reserved(event: Event, uow: UnitOfWork) -> None:
-    payment = _payment(event, uow, Payment.AWAITING_TOTAL)
+def _take_go_ahead(payment: Payment, event: Event, processor: _Processor) -> bool:
     if payment.status not in (Payment.AWAITING_TOTAL, Payment.AWAITING_INVENTORY) or payment.requested_by:
         # Already decided. A later reservation (an inventory retry) does not re-charge.
-        return
+        return False
     payment.requested_by = event.event_id
     if payment.total is not None:
-        _authorise(payment, uow, cause_id=event.event_id)
+        _authorise(payment, processor, cause_id=event.event_id)
     else:
         payment.status = Payment.AWAITING_TOTAL
-    payment.updated_at = datetime.now(timezone.utc)
-    payment.save(using=uow.alias)
+    return True
 
 
-def _authorise(payment: Payment, uow: UnitOfWork, cause_id: str | None) -> None:
+def _authorise(payment: Payment, processor: _Processor, cause_id: str | None) -> None:
     """Authorise exactly the order's total (ARCHITECTURE.md rule 4), or fail with a reason."""
     assert payment.total is not None
-    now = datetime.now(timezone.utc)
-    reason = decline_reason(payment.total, PaymentSimulator.current(uow.alias))
+    uow = processor.uow
+    reason = decline_reason(payment.total, processor.settings)
     if reason is not None:
         payment.status, payment.reason = Payment.FAILED, reason
         uow.emit_new(topics.PAYMENT_FAILED, {"orderId": payment.order_id, "reason": reason},
@@ -73,7 +124,7 @@ def _authorise(payment: Payment, uow: UnitOfWork, cause_id: str | None) -> None:
     payment.status, payment.reason = Payment.AUTHORIZED, ""
     payment.amount = payment.total
     payment.auth_id = f"auth_{uuid.uuid4().hex[:20]}"
-    payment.authorized_at = now
+    payment.authorized_at = processor.now
     uow.emit_new(
         topics.PAYMENT_AUTHORIZED,
         {"orderId": payment.order_id, "amount": payment.amount, "authId": payment.auth_id},
@@ -104,8 +155,9 @@ def on_retry_requested(event: Event, uow: UnitOfWork) -> None:
     if payment.inventory_released:
         requests.refuse(uow, event, "retry refused: the order's stock was released (compensated)")
         return
-    _authorise(payment, uow, cause_id=event.event_id)
-    payment.updated_at = datetime.now(timezone.utc)
+    processor = _Processor(uow)
+    _authorise(payment, processor, cause_id=event.event_id)
+    payment.updated_at = processor.now
     payment.save(using=uow.alias)
 
 
@@ -142,9 +194,10 @@ def on_shipping_failed(event: Event, uow: UnitOfWork) -> None:
         payment.save(using=uow.alias)
 
 
-HANDLERS = {
-    topics.ORDER_CREATED: on_order_created,
-    topics.INVENTORY_RESERVED: on_inventory_reserved,
+HAPPY_PATH = BatchHandler(apply_events)
+HANDLERS: dict[str, Handler] = {
+    topics.ORDER_CREATED: HAPPY_PATH,
+    topics.INVENTORY_RESERVED: HAPPY_PATH,
     topics.INVENTORY_RELEASED: on_inventory_released,
     topics.SHIPPING_FAILED: on_shipping_failed,
     topics.RETRY_REQUESTED: on_retry_requested,

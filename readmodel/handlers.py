@@ -1,26 +1,32 @@
+"""The read model consumes every topic: events project into orders_projection, dead letters into the DLQ."""
+
 from __future__ import annotations
 
 from readmodel import deadletters, live
 from readmodel.models import OrderProjection
-from readmodel.projection import project
+from readmodel.projection import project_all
 from shopsite.events import topics
+from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
 
 
-def on_event(event: Event, uow: UnitOfWork) -> None:
-    if project(event, uow.alias) is not None:
-        live.order_changed(uow, event.order_id)
+def project_events(events: list[Event], uow: UnitOfWork) -> None:
+    """Every saga event: one load of the touched projections, one bulk write."""
+    changed = project_all(events, uow)
+    if changed:
+        live.orders_changed(uow, [row.order_id for row in changed])
 
 
 def on_dead_letter(event: Event, uow: UnitOfWork) -> None:
     deadletters.store(event, uow.alias)
     # Show it on the order's timeline too, but never invent an order from a stray key.
     if event.key and OrderProjection.objects.using(uow.alias).filter(pk=event.key).exists():
-        on_event(event, uow)
+        project_events([event], uow)
 
 
-HANDLERS = {t: on_event for t in topics.ALL_EVENT_TYPES}
+PROJECT = BatchHandler(project_events)
+HANDLERS: dict[str, Handler] = {t: PROJECT for t in topics.ALL_EVENT_TYPES}
 HANDLERS[topics.DEAD_LETTER] = on_dead_letter
 # A message on the dead-letter topic that is not a readable dead letter: stored too (never re-dead-lettered).
 UNREADABLE = deadletters.store_unreadable

@@ -33,11 +33,16 @@ _pending: weakref.WeakKeyDictionary[UnitOfWork, set[str]] = weakref.WeakKeyDicti
 
 def order_changed(uow: UnitOfWork, order_id: str) -> None:
     """Announce `order_id` once `uow` commits (once per order, however many events it got)."""
+    orders_changed(uow, [order_id])
+
+
+def orders_changed(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
+    """Announce these orders once `uow` commits, together with any others changed in it."""
     ids = _pending.get(uow)
     if ids is None:
         ids = _pending[uow] = set()
         uow.on_commit(lambda: announce(ids))
-    ids.add(order_id)
+    ids.update(order_ids)
 
 
 def announce(order_ids: Iterable[str]) -> None:

@@ -3,36 +3,68 @@
 The timeline is kept in causal order and currentStatus is folded from it, so
 the projection is the same whatever order the topics deliver events in, and
 rebuilding it by replaying every topic gives the same rows.
+
+Set-based: a batch of events is one load of the projections they touch, the
+events applied in memory in the order given, and one bulk write.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from readmodel.models import OrderProjection
 from shopsite.events import lifecycle, topics
 from shopsite.events.envelope import Event
+from shopsite.events.unit_of_work import UnitOfWork
+
+WRITTEN_FIELDS = ["created_at", "current_status", "timeline", "updated_at", "correlation_id", "items", "total"]
 
 
-def project(event: Event, alias: str) -> OrderProjection | None:
-    """Apply one event inside the caller's unit of work; returns the projection when it changed."""
+def project_all(events: Sequence[Event], uow: UnitOfWork) -> list[OrderProjection]:
+    """Apply the events in order inside the caller's unit of work; returns the projections that changed."""
+    if not events:
+        return []
+    alias = uow.alias
     # Locked for the same reason as the order's history: one order's events come from
-    # several topics, i.e. possibly from consumers in several processes at once.
+    # several topics, i.e. possibly from consumers in several processes at once. In key
+    # order, so two batches lock their common rows in the same order.
     # (A row that does not exist yet is guarded by the primary key: a second insert fails.)
-    row = OrderProjection.objects.using(alias).select_for_update().filter(pk=event.order_id).first()
+    ids = sorted({e.order_id for e in events})
+    rows = {r.order_id: r for r in OrderProjection.objects.using(alias).select_for_update().filter(pk__in=ids)
+            .order_by("pk")}
+    existing = set(rows)
+    changed: dict[str, OrderProjection] = {}
     now = datetime.now(timezone.utc)
-    if row is None:
-        row = OrderProjection(order_id=event.order_id, created_at=event.timestamp, current_status=lifecycle.CREATED,
-                              timeline=[], updated_at=now)
-        is_new = True
-    else:
-        is_new = False
+    for event in events:
+        row = rows.get(event.order_id)
+        if row is None:
+            row = rows[event.order_id] = OrderProjection(
+                order_id=event.order_id, created_at=event.timestamp, current_status=lifecycle.CREATED,
+                timeline=[], updated_at=now)
+        if _apply(row, event, now):
+            changed[row.order_id] = row
+    created = [r for oid, r in changed.items() if oid not in existing]
+    updated = [r for oid, r in changed.items() if oid in existing]
+    uow.insert_rows(created)
+    uow.update_rows(updated, WRITTEN_FIELDS)
+    return list(changed.values())
+
+
+def project(event: Event, uow: UnitOfWork) -> OrderProjection | None:
+    """Apply one event; returns the projection when it changed."""
+    changed = project_all([event], uow)
+    return changed[0] if changed else None
+
+
+def _apply(row: OrderProjection, event: Event, now: datetime) -> bool:
+    """Add the event to the row in memory; False when the timeline already has it."""
     # seq numbers entries in arrival order: live streams resume from it (Last-Event-ID),
     # while the timeline itself stays in causal order.
     entry = {**lifecycle.entry_for(event), "seq": max((e.get("seq", 0) for e in row.timeline), default=0) + 1}
     timeline, added = lifecycle.insert_entry(row.timeline, entry)
     if not added:
-        return None
+        return False
     row.timeline = timeline
     row.current_status = lifecycle.fold(timeline).status
     row.updated_at = now
@@ -46,5 +78,4 @@ def project(event: Event, alias: str) -> OrderProjection | None:
         row.created_at = event.timestamp  # until OrderCreated arrives, the earliest event stands in
     if not row.correlation_id:
         row.correlation_id = event.correlation_id
-    row.save(using=alias, force_insert=is_new)
-    return row
+    return True

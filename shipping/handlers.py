@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from shipping.models import Shipment, ShippingSimulator
 from shopsite.events import requests, simulator, topics
+from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
 
@@ -27,31 +28,43 @@ def failure_reason(sim: ShippingSimulator, carrier: str) -> str | None:
     return None
 
 
-def _attempt(shipment: Shipment, uow: UnitOfWork, cause: Event) -> None:
-    now = datetime.now(timezone.utc)
-    reason = failure_reason(ShippingSimulator.current(uow.alias), shipment.carrier)
+def _attempt(shipment: Shipment, uow: UnitOfWork, cause: Event, sim: ShippingSimulator, now: datetime) -> None:
+    """Hand the parcel to the carrier in memory and announce the outcome; the caller saves the shipment."""
+    reason = failure_reason(sim, shipment.carrier)
     shipment.updated_at = now
     if reason is not None:
         shipment.status, shipment.reason = Shipment.FAILED, reason
-        shipment.save(using=uow.alias)
         uow.emit_new(topics.SHIPPING_FAILED, {"orderId": shipment.order_id, "reason": reason}, cause=cause)
         return
     shipment.status, shipment.reason = Shipment.SHIPPED, ""
     shipment.tracking_id = f"{shipment.carrier[:3].upper()}{uuid.uuid4().hex[:16].upper()}"
-    shipment.save(using=uow.alias)
     uow.emit_new(topics.ORDER_SHIPPED,
                  {"orderId": shipment.order_id, "carrier": shipment.carrier, "trackingId": shipment.tracking_id},
                  cause=cause)
 
 
-def on_payment_authorized(event: Event, uow: UnitOfWork) -> None:
-    if Shipment.objects.using(uow.alias).filter(pk=event.order_id).exists():
-        return  # attempted already (shipped, failed and awaiting a retry, or cancelled): never ship twice
+def ship_authorised(events: list[Event], uow: UnitOfWork) -> None:
+    """PaymentAuthorized, set-based: one load of existing shipments, one bulk insert of the new ones.
+
+    An order with a shipment already (shipped, failed and awaiting a retry,
+    or cancelled) is never shipped twice; a second insert of the same order
+    by another process fails on the primary key and the batch is replayed.
+    """
+    ids = sorted({e.order_id for e in events})
+    attempted = set(Shipment.objects.using(uow.alias).filter(pk__in=ids).values_list("pk", flat=True))
+    sim: ShippingSimulator | None = None
     now = datetime.now(timezone.utc)
-    shipment = Shipment(order_id=event.order_id, correlation_id=event.correlation_id, status=Shipment.FAILED,
-                        carrier=carrier_for(event.order_id), created_at=now, updated_at=now)
-    shipment.save(using=uow.alias, force_insert=True)
-    _attempt(shipment, uow, cause=event)
+    new: list[Shipment] = []
+    for event in events:
+        if event.order_id in attempted:
+            continue
+        attempted.add(event.order_id)
+        sim = sim or ShippingSimulator.current(uow.alias)
+        shipment = Shipment(order_id=event.order_id, correlation_id=event.correlation_id, status=Shipment.FAILED,
+                            carrier=carrier_for(event.order_id), created_at=now, updated_at=now)
+        _attempt(shipment, uow, event, sim, now)
+        new.append(shipment)
+    uow.insert_rows(new)
 
 
 def on_retry_requested(event: Event, uow: UnitOfWork) -> None:
@@ -62,7 +75,8 @@ def on_retry_requested(event: Event, uow: UnitOfWork) -> None:
         state = shipment.status if shipment else "not attempted yet"
         requests.refuse(uow, event, f"nothing to retry: shipping is {state}")
         return
-    _attempt(shipment, uow, cause=event)
+    _attempt(shipment, uow, event, ShippingSimulator.current(uow.alias), datetime.now(timezone.utc))
+    shipment.save(using=uow.alias)
 
 
 def _cancel(event: Event, uow: UnitOfWork, reason: str) -> None:
@@ -85,8 +99,8 @@ def on_inventory_released(event: Event, uow: UnitOfWork) -> None:
     _cancel(event, uow, "stock released")
 
 
-HANDLERS = {
-    topics.PAYMENT_AUTHORIZED: on_payment_authorized,
+HANDLERS: dict[str, Handler] = {
+    topics.PAYMENT_AUTHORIZED: BatchHandler(ship_authorised),
     topics.PAYMENT_REFUNDED: on_payment_refunded,
     topics.INVENTORY_RELEASED: on_inventory_released,
     topics.RETRY_REQUESTED: on_retry_requested,

@@ -261,6 +261,13 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 # Loggers that repeat themselves at INFO without telling an operator anything
 # (a line per task run, per beat tick); their warnings still come through.
 _QUIET_AT_INFO = ["celery.app.trace", "celery.worker.strategy", "celery.beat", "django.db.backends"]
+# Per-logger levels on top of LOG_LEVEL, "logger=LEVEL,...": e.g. one line per consumed
+# event (at DEBUG, off the hot path) with LOG_LEVELS=shopsite.events.consumer=DEBUG.
+LOG_LEVELS: dict[str, str] = {
+    name.strip(): level.strip().upper()
+    for name, _, level in (part.partition("=") for part in os.environ.get("LOG_LEVELS", "").split(","))
+    if name.strip() and level.strip()
+}
 _LEVEL_NO = logging.getLevelName(LOG_LEVEL)
 _QUIET_LEVEL = logging.getLevelName(max(_LEVEL_NO if isinstance(_LEVEL_NO, int) else logging.INFO, logging.WARNING))
 LOGGING = {
@@ -282,6 +289,8 @@ LOGGING = {
         "shopsite.ops.health": {"filters": ["throttle"]},
     },
 }
+for _name, _level in LOG_LEVELS.items():
+    LOGGING["loggers"][_name] = {**LOGGING["loggers"].get(_name, {}), "level": _level}
 
 # --- Saga policy ---------------------------------------------------------------
 # Off by default, as in the seed where operators trigger compensation from the

@@ -23,7 +23,7 @@ from orders.models import Order
 from readmodel.handlers import HANDLERS as READMODEL_HANDLERS
 from readmodel.models import OrderProjection
 from shopsite.events import metrics, topics
-from shopsite.events.consumer import BatchProcessor, ConsumerSpec, RetryPolicy
+from shopsite.events.consumer import BatchHandler, BatchProcessor, ConsumerSpec, Handler, RetryPolicy
 from shopsite.events.envelope import Event
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
@@ -51,7 +51,15 @@ class Gate:
             self.barrier.wait()
 
 
-def gated(handler: Callable[[Event, UnitOfWork], None], gate: Gate) -> Callable[[Event, UnitOfWork], None]:
+def gated(handler: Handler, gate: Gate) -> Handler:
+    """The handler, made to wait at the gate inside its transaction before it reads anything."""
+    if isinstance(handler, BatchHandler):
+        def run_batch(events: list[Event], uow: UnitOfWork) -> None:
+            gate.wait()
+            handler.apply(events, uow)
+
+        return BatchHandler(run_batch)
+
     def run(event: Event, uow: UnitOfWork) -> None:
         gate.wait()
         handler(event, uow)

@@ -102,7 +102,7 @@ def test_a_rolled_back_batch_leaves_no_partial_effects():
     def explode_after_write(event, uow):
         from readmodel.projection import project
 
-        project(event, uow.alias)
+        project(event, uow)
         raise RuntimeError("boom after writing")
 
     spec = ConsumerSpec(BY_NAME["readmodel"], {topics.ORDER_CREATED: explode_after_write})

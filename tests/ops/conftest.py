@@ -43,6 +43,7 @@ def ops_stack() -> Iterator[Stack]:
     yield from run_stack(StackConfig(
         base_dir=ROOT, var_dir=base / "var", log_dir=base / "logs", port=0, force_embedded_redis=True,
         worker_services=list(WORKERS), web_processes=len(WEB_PROCESSES),
-        # Keep log levels as in production.
-        extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")},
+        # Keep log levels as in production, plus the consumer's per-event lines (DEBUG in
+        # production) that the log test follows an order by.
+        extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"), "LOG_LEVELS": "shopsite.events.consumer=DEBUG"},
     ))
