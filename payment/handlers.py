@@ -112,7 +112,7 @@ def _take_go_ahead(payment: Payment, event: Event, processor: _Processor) -> boo
 
 
 def _authorise(payment: Payment, processor: _Processor, cause_id: str | None) -> None:
-    """Authorise exactly the order's total (ARCHITECTURE.md rule 4), or fail with a reason."""
+    """Authorise exactly the order's total (docs/architecture.md section 10, rule 4), or fail with a reason."""
     assert payment.total is not None
     uow = processor.uow
     reason = decline_reason(payment.total, processor.settings)

@@ -1,7 +1,7 @@
 """DATABASES for the chosen backend (SHOPSITE_DB): one database per service.
 
 Same aliases and models on every backend; only the connection settings
-differ. See ARCHITECTURE.md section 2 and the README's "Databases" section.
+differ. See docs/architecture.md section 2 and the README's "Databases" section.
 
 Kept free of Django imports: the process supervisor (shopsite.stack) and the
 test runner read the backend choice before any settings exist.

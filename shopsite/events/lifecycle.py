@@ -5,7 +5,7 @@ Shared by the order service (order.status, history) and the read model
 of events. Events of one order travel on different topics and can arrive
 out of causal order, so status is never "the last event that arrived": it
 is the state machine folded over the events sorted causally
-(ARCHITECTURE.md section 10, rules 1-3).
+(docs/architecture.md section 10, rules 1-3).
 """
 
 from __future__ import annotations

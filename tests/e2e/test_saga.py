@@ -26,7 +26,7 @@ HAPPY_PATH = [topics.ORDER_CREATED, topics.INVENTORY_RESERVED, topics.PAYMENT_AU
 CONSUMERS = {
     topic: tuple(sorted(spec.name for spec in consumer_specs() if topic in spec.handlers)) for topic in HAPPY_PATH
 }
-# The saga's choreography (ARCHITECTURE.md) at least; the read model sees everything.
+# The saga's choreography (docs/architecture.md section 6) at least; the read model sees everything.
 assert {"inventory", "payment", "readmodel"} <= set(CONSUMERS[topics.ORDER_CREATED])
 assert {"orders", "payment", "readmodel"} <= set(CONSUMERS[topics.INVENTORY_RESERVED])
 assert {"orders", "shipping", "readmodel"} <= set(CONSUMERS[topics.PAYMENT_AUTHORIZED])
