@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import logging
 
 from shopsite import databases
 from shopsite.events import lifecycle, topics
