@@ -30,8 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 
 from shopsite import databases
 from shopsite.events import lifecycle, topics
@@ -267,6 +269,10 @@ def place_orders(url: str, count: int, *, clients: int = 8, give_up_after: float
 # --------------------------------------------------------------------------
 
 
+# Reads that fail while the fault lasts (a locked file, a database refusing connections) are retried.
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
@@ -290,9 +296,6 @@ class Ledger:
             path = self.var_dir / f"{alias}.sqlite3"
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         else:
-            import psycopg
-            from urllib.parse import urlsplit
-
             parts = urlsplit(self.pg_url)
             conn = psycopg.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
                                    user=parts.username or "postgres", password=parts.password or "",
@@ -462,7 +465,7 @@ def settle(faults: FaultStack, order_ids: set[str], since: float, timeout: float
     recovered: float | None = None
     statuses: dict[str, str] = {}
     while True:
-        with contextlib.suppress(sqlite3.OperationalError):
+        with contextlib.suppress(*DB_ERRORS):
             statuses = ledger.statuses(order_ids)
             if all(s in want for s in statuses.values()):
                 recovered = time.monotonic() - since
