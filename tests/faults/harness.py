@@ -177,7 +177,14 @@ class FaultStack:
         with contextlib.suppress(KeyError):
             if self.alive(name):
                 return
-        self.stack.start_child(name, timeout=timeout)
+        try:
+            self.stack.start_child(name, timeout=timeout)
+        except RuntimeError:
+            # The stack's readiness wait gives up when *another* child died meanwhile (e.g. a worker
+            # that stopped over the fault). That death is the case's finding, reported by the case;
+            # here only `name` itself matters.
+            if not self.alive(name):
+                raise
 
     def repair(self) -> list[str]:
         """Start whatever is dead, so one failed case does not take the next ones down with it."""
