@@ -80,7 +80,7 @@ def _kill_and_restart(faults: FaultStack, name: str, fault: str, rounds: int = 1
 
 def test_broker_killed_and_restarted_empty(faults: FaultStack) -> None:
     # Several rounds: the fenced-producer failure after a restart shows up in some restarts only.
-    _kill_and_restart(faults, faults.name_of("broker"), "broker kill -9, restarted empty", rounds=3)
+    _kill_and_restart(faults, faults.name_of("broker"), "broker kill -9, restarted empty", rounds=2)
 
 
 def test_redis_killed_and_restarted(faults: FaultStack) -> None:

@@ -20,8 +20,8 @@ from django.conf import settings
 from shopsite.events import topics
 from shopsite.events.envelope import new_event
 from shopsite.events.registry import consumer_specs
-from tests.faults.harness import FaultStack, place_orders, record, settle, wait_for
-from tests.faults.kafka_tools import Delivery, committed, partitions, produce_raw
+from tests.faults.harness import FaultStack, place_orders, record, settle
+from tests.faults.kafka_tools import committed, partitions, produce_raw
 
 pytestmark = pytest.mark.e2e
 

@@ -296,7 +296,7 @@ class SagaWithoutCompensations(Saga):
 def _run(machine: type[Saga]) -> None:
     shrink = os.environ.get("FAULTS_HYPOTHESIS_SHRINK") == "1"
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=int(os.environ.get("FAULTS_HYPOTHESIS_EXAMPLES", "30")), stateful_step_count=40,
+        max_examples=int(os.environ.get("FAULTS_HYPOTHESIS_EXAMPLES", "25")), stateful_step_count=40,
         deadline=None, derandomize=True, database=None,
         # Shrinking a failure costs minutes (each step is several database transactions), so it is
         # opt-in (FAULTS_HYPOTHESIS_SHRINK=1); "explain" traces every line of Django: never.
