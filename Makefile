@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv browser promtool run test bench clean
+.PHONY: venv browser promtool run test faults bench clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,13 @@ run: $(STAMP)
 # SHOPSITE_TEST_BACKENDS=sqlite limits it; PYTEST_ARGS go to every run.
 test: $(STAMP) browser promtool
 	$(PY) tests/run_backends.py $(PYTEST_ARGS)
+
+# The whole fault suite on real processes (tests/faults): kill -9 of each process kind
+# in 2,000-order bursts, broker/Redis/database outages, duplicate storm, poison, and the
+# Hypothesis saga test. `make test` runs its fast part (300-order bursts). Figures:
+# test-artifacts/faults.md. SHOPSITE_DB=postgres runs it on PostgreSQL.
+faults: $(STAMP)
+	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
