@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,6 +39,7 @@ from django.template.loader import render_to_string
 from readmodel.live import LIST_GROUP, order_group
 from readmodel.models import OrderProjection, public_entry
 from shopsite.ops import stream_access
+from shopsite.ops.stream_admission import admission
 
 ALIAS = "read_model_service"
 RETRY_AFTER_SECONDS = 5
@@ -60,29 +60,6 @@ def in_reader_thread(function: Callable[..., Any]) -> Callable[..., Any]:
     return sync_to_async(run, thread_sensitive=False, executor=_reads)
 
 
-class _Admission:
-    """Open streams in this process, per user and in all (touched only from the event loop)."""
-
-    def __init__(self) -> None:
-        self.per_user: Counter[str] = Counter()
-
-    @property
-    def total(self) -> int:
-        return sum(self.per_user.values())
-
-    def admit(self, user_key: str) -> bool:
-        if self.total >= settings.SSE_MAX_STREAMS or self.per_user[user_key] >= settings.SSE_MAX_STREAMS_PER_USER:
-            return False
-        self.per_user[user_key] += 1
-        return True
-
-    def release(self, user_key: str) -> None:
-        self.per_user[user_key] -= 1
-        if self.per_user[user_key] <= 0:
-            del self.per_user[user_key]
-
-
-admission = _Admission()
 
 
 def sse(data: str, *, event: str | None = None, event_id: str | int | None = None) -> bytes:
@@ -119,14 +96,14 @@ class _StreamConsumer(AsyncConsumer):
     def __init__(self, order_known: Callable[[str], bool] | None = None) -> None:
         # Where an order not yet projected may still exist (the dashboard's stream): the order service's word.
         self.order_known = order_known
-        self.admitted_as: str | None = None
+        self.admitted_as: tuple[str, str] | None = None  # (user, lease)
         self.ended = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._release()  # however the consumer ends: disconnect, cancellation, error
+            await self._release()  # however the consumer ends: disconnect, cancellation, error
 
     async def handle(self) -> None:
         raise NotImplementedError
@@ -152,15 +129,17 @@ class _StreamConsumer(AsyncConsumer):
         if status == 403:
             return 403, "permission ops.view_orders required", []
         user_key = str(user.pk)
-        if not admission.admit(user_key):
+        lease = await admission.admit(user_key)
+        if lease is None:
             return 503, "too many open streams; try again later", [(b"Retry-After", str(RETRY_AFTER_SECONDS).encode())]
-        self.admitted_as = user_key
+        self.admitted_as = (user_key, lease)
         return None
 
-    def _release(self) -> None:
+    async def _release(self) -> None:
         if self.admitted_as is not None:
-            admission.release(self.admitted_as)
+            user_key, lease = self.admitted_as
             self.admitted_as = None
+            await admission.release(user_key, lease)
 
     async def http_disconnect(self, message: dict[str, Any]) -> None:
         await self.close_stream()
@@ -194,6 +173,8 @@ class _StreamConsumer(AsyncConsumer):
         while True:
             await asyncio.sleep(settings.SSE_HEARTBEAT_SECONDS)
             await self.send_body(b": heartbeat\n\n")
+            if self.admitted_as is not None:
+                await admission.renew(*self.admitted_as)
 
     async def _expire(self) -> None:
         """End the response after the maximum age; EventSource reconnects with Last-Event-ID."""
@@ -208,7 +189,7 @@ class _StreamConsumer(AsyncConsumer):
         for group in self.groups_to_join:
             await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_to_join = []
-        self._release()
+        await self._release()
 
 
 class TimelineStream(_StreamConsumer):
@@ -220,7 +201,7 @@ class TimelineStream(_StreamConsumer):
         # 404 at once for an order nobody knows. One that exists but is not projected yet (the
         # dashboard links to an order right after creating it) gets its entries as they arrive.
         if await _timeline(self.order_id) is None and not await self._known_elsewhere():
-            self._release()
+            await self._release()
             payload = json.dumps({"error": f"order {self.order_id} not found"}).encode()
             await self.send_response(404, payload, headers=[(b"Content-Type", b"application/json")])
             return

@@ -70,7 +70,7 @@ def test_a_web_process_killed_the_other_keeps_serving_and_it_comes_back(stack: S
     victim = stack.kill("web-0", signal.SIGKILL)
     placed = []
     for _ in range(10):
-        with httpx.Client(base_url=stack.url, timeout=10) as http:  # a new connection each time
+        with client(stack) as http:  # a new connection each time
             placed.append(place_order(http, "SKU-2", qty=1, total=6)["orderId"])
     # All of them were served while web-0 was down (it waits POLICY.first_delay before coming back).
     assert "web-0" in stack.dead_children()
