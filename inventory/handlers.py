@@ -9,7 +9,8 @@ from django.conf import settings
 
 from inventory import reservations
 from inventory.models import Reservation
-from shopsite.events import requests, topics
+from shopsite.saga import requests
+from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.schemas import OrderCreated

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from inventory.models import Stock
+from shopsite.services import BY_NAME
 
-ALIAS = "inventory_service"
+ALIAS = BY_NAME["inventory"].alias
 
 
 def set_available(sku: str, available: int) -> Stock:

@@ -8,8 +8,9 @@ from inventory import stock
 from inventory.models import Reservation, Stock
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.ops.auth import ops_endpoint
+from shopsite.services import BY_NAME
 
-ALIAS = "inventory_service"
+ALIAS = BY_NAME["inventory"].alias
 
 
 class SetStock(BaseModel):

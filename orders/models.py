@@ -6,7 +6,7 @@ from django.db import models
 
 from shopsite.events.models import service_proxies
 
-from shopsite.events import lifecycle
+from orders import lifecycle
 
 
 class Order(models.Model):

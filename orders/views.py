@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orders import commands, operations
 from orders.models import Order, public_entry
-from shopsite.events import lifecycle
+from orders import lifecycle
 from shopsite.events.schemas import LineItem, Money
 from shopsite.events.schemas import CompensationRequested, RetryRequested
 from shopsite.http import BadRequest, json_error, parse_body

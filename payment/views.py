@@ -6,11 +6,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from payment.models import Payment, PaymentSimulator
 from shopsite.events.schemas import Money
-from shopsite.events.simulator import settings_endpoint
+from shopsite.simulation import settings_endpoint
 from shopsite.http import json_error
 from shopsite.ops.auth import ops_endpoint
+from shopsite.services import BY_NAME
 
-ALIAS = "payment_service"
+ALIAS = BY_NAME["payment"].alias
 
 
 @ops_endpoint

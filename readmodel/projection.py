@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from readmodel.models import OrderProjection
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
 

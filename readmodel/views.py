@@ -9,14 +9,15 @@ from pydantic import BaseModel, ConfigDict
 from readmodel import deadletters
 from readmodel.models import DeadLetter, OrderProjection
 from readmodel.pagination import page
-from shopsite.events import lifecycle
+from orders import lifecycle
 from shopsite.events.deadletter import REPLAY_COUNT_HEADER
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.jsonlog import bind
 from shopsite.ops.auth import api_permission, ops_endpoint
 from shopsite.ops.permissions import VIEW
+from shopsite.services import BY_NAME
 
-ALIAS = "read_model_service"
+ALIAS = BY_NAME["readmodel"].alias
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 

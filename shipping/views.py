@@ -5,11 +5,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
 from shipping.models import Shipment, ShippingSimulator
-from shopsite.events.simulator import settings_endpoint
+from shopsite.simulation import settings_endpoint
 from shopsite.http import json_error
 from shopsite.ops.auth import ops_endpoint
+from shopsite.services import BY_NAME
 
-ALIAS = "shipping_service"
+ALIAS = BY_NAME["shipping"].alias
 
 
 @ops_endpoint

@@ -14,7 +14,7 @@ import readmodel.views
 import shipping.views
 from shopsite.api import documents as doc
 from shopsite.api.openapi import Endpoint, Param
-from shopsite.events import lifecycle
+from orders import lifecycle
 
 E = doc.ErrorBody
 UNAUTHORISED = {401: (E, "no credentials, or a token that is unknown, expired or revoked")}

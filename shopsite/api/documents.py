@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopsite.events import lifecycle
+from orders import lifecycle
 
 Status = Literal[lifecycle.STATUSES]  # type: ignore[valid-type]
 

@@ -19,7 +19,8 @@ from django.utils.safestring import SafeString, mark_safe
 from readmodel.models import OrderProjection
 from shopsite.dashboard import pulse, series, svg
 from shopsite.dashboard.series import Window
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from shopsite.services import BY_NAME, SERVICES
 
 READ = BY_NAME["readmodel"].alias

@@ -9,11 +9,12 @@ from datetime import datetime, timedelta, timezone
 from django.db.models import Count
 
 from readmodel.models import DeadLetter, OrderProjection
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from shopsite.events.models import OutboxMessage
-from shopsite.services import SERVICES
+from shopsite.services import BY_NAME, SERVICES
 
-READ = "read_model_service"
+READ = BY_NAME["readmodel"].alias
 WINDOW = timedelta(minutes=15)
 SAMPLE_LIMIT = 5000  # newest orders looked at for timings; counts per status are never capped
 

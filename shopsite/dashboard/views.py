@@ -30,7 +30,7 @@ from shipping.models import ShippingSimulator
 from shopsite import json_input
 from shopsite.dashboard import charts, overview
 from shopsite.dashboard.actions import available_actions
-from shopsite.events import lifecycle
+from orders import lifecycle
 from shopsite.events.schemas import error_details
 from shopsite.ops.auth import page_permission
 from shopsite.ops.permissions import OPERATE, PLACE_ORDERS, VIEW

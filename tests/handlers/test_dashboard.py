@@ -8,8 +8,9 @@ from django.test import Client
 from orders.commands import place_order
 from shopsite.dashboard import overview
 from shopsite.dashboard.actions import available_actions
-from shopsite.events import lifecycle, topics
-from shopsite.events.lifecycle import entry_for
+from orders import lifecycle
+from shopsite.events import topics
+from orders.lifecycle import entry_for
 from shopsite.events.models import OutboxMessage
 from tests.factories import Saga
 from tests.handlers.helpers import deliver

@@ -10,7 +10,8 @@ from orders.models import Order
 from payment.models import Payment
 from readmodel.models import OrderProjection
 from shipping.models import Shipment
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from tests.factories import Saga
 from tests.handlers.helpers import deliver, outbox
 

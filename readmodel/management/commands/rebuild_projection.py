@@ -16,7 +16,7 @@ from django.test.utils import override_settings
 
 from readmodel import rebuild
 from readmodel.shadow import shadow_database
-from shopsite.events.lifecycle import STATUSES
+from orders.lifecycle import STATUSES
 from shopsite.ops.progress import progress_bar, table
 
 SHOW_DIFFERENCES = 20
