@@ -1,13 +1,26 @@
-"""Operator changes to stock (restock), shared by the API and the dashboard."""
+"""The inventory service's application layer: what its JSON views, the dashboard and the admin call.
+
+Operator changes to stock (restock) and the queries operators make, over the
+inventory service's own models (docs/architecture.md, "Layers").
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from inventory.models import Stock
+from pydantic import BaseModel, ConfigDict, Field
+
+from inventory.models import Reservation, Stock
 from shopsite.services import BY_NAME
 
 ALIAS = BY_NAME["inventory"].alias
+
+
+class SetStock(BaseModel):
+    """The body of PUT /api/ops/stock/{sku}, and of the dashboard's stock form."""
+
+    model_config = ConfigDict(extra="forbid")
+    available: int = Field(ge=0, le=1_000_000_000)
 
 
 def set_available(sku: str, available: int) -> Stock:
@@ -20,6 +33,10 @@ def set_available(sku: str, available: int) -> Stock:
     return row
 
 
+def set_stock(sku: str, body: SetStock) -> Stock:
+    return set_available(sku, body.available)
+
+
 def _natural(sku: str) -> tuple:
     """SKU-2 before SKU-10."""
     prefix, _, number = sku.rpartition("-")
@@ -28,3 +45,7 @@ def _natural(sku: str) -> tuple:
 
 def all_stock() -> list[Stock]:
     return sorted(Stock.objects.using(ALIAS).all(), key=lambda s: _natural(s.sku))
+
+
+def find_reservation(order_id: str) -> Reservation | None:
+    return Reservation.objects.using(ALIAS).filter(pk=order_id).first()
