@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 from django.db import IntegrityError
 
-from orders.models import IdempotencyKey, Order
 from orders import lifecycle
+from orders.models import IdempotencyKey, Order
 from shopsite.events import topics
 from shopsite.events.schemas import OrderCreated
 from shopsite.events.tasks import publish_soon

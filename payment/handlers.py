@@ -10,12 +10,12 @@ from decimal import Decimal
 from django.conf import settings
 
 from payment.models import Payment, PaymentSimulator
-from shopsite.saga import requests
 from shopsite import simulation
 from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
+from shopsite.saga import requests
 
 log = logging.getLogger(__name__)
 

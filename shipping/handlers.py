@@ -7,12 +7,12 @@ import uuid
 from datetime import datetime, timezone
 
 from shipping.models import Shipment, ShippingSimulator
-from shopsite.saga import requests
 from shopsite import simulation
 from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
+from shopsite.saga import requests
 
 CARRIERS = ("DHL", "UPS", "FedEx", "PostNL")
 

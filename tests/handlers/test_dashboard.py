@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.test import Client
 
+from orders import lifecycle
 from orders.commands import place_order
+from orders.lifecycle import entry_for
 from shopsite.dashboard import overview
 from shopsite.dashboard.actions import available_actions
-from orders import lifecycle
 from shopsite.events import topics
-from orders.lifecycle import entry_for
 from shopsite.events.models import OutboxMessage
 from tests.factories import Saga
 from tests.handlers.helpers import deliver

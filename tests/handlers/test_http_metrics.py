@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from shopsite.ops import middleware
 from shopsite.jsonlog import JsonFormatter
+from shopsite.ops import middleware
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,8 @@ import itertools
 from datetime import timedelta
 
 from orders import lifecycle
-from shopsite.events import topics
 from orders.lifecycle import causal_order, entry_for, fold, insert_entry
+from shopsite.events import topics
 from tests.factories import Saga
 
 
