@@ -127,7 +127,7 @@ def _run(var_dir: str) -> int:
     args = parser.parse_args()
 
     _setup(var_dir)
-    from inventory.stock import set_available
+    from inventory.application import set_available
     from orders.commands import place_order
     from shopsite.events.consumer import BatchProcessor, RetryPolicy
     from shopsite.events.models import OutboxMessage

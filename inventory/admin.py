@@ -2,14 +2,14 @@ from django.contrib import admin
 
 from django.http import HttpRequest
 
-from inventory import stock
+from inventory import application
 from inventory.models import Outbox, ProcessedEventRecord, Reservation, Stock
 from shopsite.events.admin import register_service_tables
 
 
 @admin.register(Stock)
 class StockAdmin(admin.ModelAdmin):
-    """Stock changes go through the inventory service's own code (stock.set_available), which
+    """Stock changes go through the inventory service's own code (application.set_available), which
     sets `available` only: saving the whole row could overwrite units reserved meanwhile."""
 
     list_display = ("sku", "available", "reserved", "updated_at")
@@ -22,7 +22,7 @@ class StockAdmin(admin.ModelAdmin):
         return (*self.readonly_fields, "sku") if obj is not None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: Stock, form: object, change: bool) -> None:
-        saved = stock.set_available(obj.sku, obj.available)
+        saved = application.set_available(obj.sku, obj.available)
         obj.reserved, obj.updated_at = saved.reserved, saved.updated_at
 
     def has_delete_permission(self, request: HttpRequest, obj: Stock | None = None) -> bool:

@@ -9,11 +9,12 @@ from django.conf import settings
 
 from inventory import reservations
 from inventory.models import Reservation
-from shopsite.events import requests, topics
+from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.schemas import OrderCreated
 from shopsite.events.unit_of_work import UnitOfWork
+from shopsite.saga import requests
 
 log = logging.getLogger(__name__)
 

@@ -2,19 +2,12 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
-from pydantic import BaseModel, ConfigDict, Field
 
-from inventory import stock
-from inventory.models import Reservation, Stock
+from inventory import application as app
+from inventory.application import SetStock
+from inventory.models import Stock
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.ops.auth import ops_endpoint
-
-ALIAS = "inventory_service"
-
-
-class SetStock(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    available: int = Field(ge=0, le=1_000_000_000)
 
 
 def _stock_document(row: Stock) -> dict:
@@ -25,7 +18,7 @@ def _stock_document(row: Stock) -> dict:
 @ops_endpoint
 @require_GET
 def stock_list(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"results": [_stock_document(s) for s in stock.all_stock()]})
+    return JsonResponse({"results": [_stock_document(s) for s in app.all_stock()]})
 
 
 @ops_endpoint
@@ -36,13 +29,13 @@ def stock_detail(request: HttpRequest, sku: str) -> JsonResponse:
         body: SetStock = parse_body(request, SetStock)
     except BadRequest as exc:
         return exc.response()
-    return JsonResponse(_stock_document(stock.set_available(sku, body.available)))
+    return JsonResponse(_stock_document(app.set_stock(sku, body)))
 
 
 @ops_endpoint
 @require_GET
 def reservation_detail(request: HttpRequest, order_id: str) -> JsonResponse:
-    row = Reservation.objects.using(ALIAS).filter(pk=order_id).first()
+    row = app.find_reservation(order_id)
     if row is None:
         return json_error(404, f"no reservation for order {order_id}")
     return JsonResponse({"orderId": row.order_id, "status": row.status, "items": row.items,

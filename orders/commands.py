@@ -10,13 +10,15 @@ from datetime import datetime, timezone
 
 from django.db import IntegrityError
 
+from orders import lifecycle
 from orders.models import IdempotencyKey, Order
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 from shopsite.events.schemas import OrderCreated
 from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import unit_of_work
+from shopsite.services import BY_NAME
 
-ALIAS = "order_service"
+ALIAS = BY_NAME["orders"].alias
 
 
 class IdempotencyConflict(Exception):

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from orders import lifecycle
 from orders.models import Order
-from shopsite.events import lifecycle, metrics, topics
+from shopsite.events import metrics, topics
 from shopsite.events.consumer import BatchHandler, Handler, PermanentHandlerError, event_log_context
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork

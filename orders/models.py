@@ -4,9 +4,8 @@ from typing import Any
 
 from django.db import models
 
+from orders import lifecycle
 from shopsite.events.models import service_proxies
-
-from shopsite.events import lifecycle
 
 
 class Order(models.Model):

@@ -13,8 +13,9 @@ from shopsite.events import topics
 from shopsite.events.envelope import Event
 from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import unit_of_work
+from shopsite.services import BY_NAME
 
-ALIAS = "order_service"
+ALIAS = BY_NAME["orders"].alias
 
 
 def request(order: Order, event_type: str, payload: dict, operator: str) -> Event:

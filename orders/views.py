@@ -2,29 +2,21 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from orders import commands, operations
-from orders.models import Order, public_entry
-from shopsite.events import lifecycle
-from shopsite.events.schemas import LineItem, Money
-from shopsite.events.schemas import CompensationRequested, RetryRequested
+from orders import application as app
+from orders import lifecycle
+from orders.application import CompensateBody, PlaceOrderRequest, RetryBody
+from orders.models import Order
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.jsonlog import bind
 from shopsite.ops.auth import api_permission, ops_endpoint
 from shopsite.ops.permissions import PLACE_ORDERS, VIEW
 
 log = logging.getLogger(__name__)
-
-
-class PlaceOrderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: list[LineItem] = Field(min_length=1, max_length=100)
-    total: Money
 
 
 # Programs send a bearer token (no CSRF needed); a signed-in browser session sends the CSRF token.
@@ -40,8 +32,8 @@ def create_order(request: HttpRequest) -> JsonResponse:
         return json_error(400, "invalid Idempotency-Key header", [{"field": "Idempotency-Key",
                                                                     "message": "must be 1..200 characters"}])
     try:
-        placed = commands.place_order([i.model_dump() for i in body.items], body.total, key)
-    except commands.IdempotencyConflict:
+        placed = app.place_order(body, key)
+    except app.IdempotencyConflict:
         return json_error(422, "Idempotency-Key was already used with a different body")
     order = placed.order
     bind(orderId=order.order_id, correlationId=order.correlation_id)
@@ -59,7 +51,7 @@ def create_order(request: HttpRequest) -> JsonResponse:
 @api_permission(VIEW)
 @require_GET
 def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
-    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    order = app.find_order(order_id)
     if order is None:
         return json_error(404, f"order {order_id} not found")
     bind(orderId=order.order_id, correlationId=order.correlation_id)
@@ -82,48 +74,26 @@ def _parse_instant(value: str) -> datetime:
 
 
 def _as_of(order: Order, as_of: datetime) -> JsonResponse:
-    """The order rebuilt from the events that had happened by `as_of` (event time)."""
-    if as_of < order.created_at:
-        return json_error(404, f"order {order.order_id} did not exist at {as_of.isoformat()}")
-    entries = [e for e in order.history if datetime.fromisoformat(e["at"]) <= as_of]
-    document: dict[str, Any] = order.as_document()
-    document.update(
-        status=lifecycle.fold(entries).status,
-        history=[public_entry(e) for e in entries],
-        updatedAt=entries[-1]["at"] if entries else document["createdAt"],
-        asOf=as_of.isoformat(),
-    )
-    return JsonResponse(document)
-
-
-
-
-class RetryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: RetryRequested.model_fields["step"].annotation  # type: ignore[valid-type]
-
-
-class CompensateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    action: CompensationRequested.model_fields["action"].annotation  # type: ignore[valid-type]
+    try:
+        return JsonResponse(app.order_as_of(order, as_of))
+    except app.NotYetPlaced as exc:
+        return json_error(404, str(exc))
 
 
 @ops_endpoint
 @require_http_methods(["POST"])
 def retry_step(request: HttpRequest, order_id: str) -> JsonResponse:
-    return _operator_request(request, order_id, RetryBody,
-                             lambda order, body, user: operations.request_retry(order, body.step, user))
+    return _operator_request(request, order_id, RetryBody, app.request_retry)
 
 
 @ops_endpoint
 @require_http_methods(["POST"])
 def compensate(request: HttpRequest, order_id: str) -> JsonResponse:
-    return _operator_request(request, order_id, CompensateBody,
-                             lambda order, body, user: operations.request_compensation(order, body.action, user))
+    return _operator_request(request, order_id, CompensateBody, app.request_compensation)
 
 
 def _operator_request(request: HttpRequest, order_id: str, model: type[BaseModel], send) -> JsonResponse:
-    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    order = app.find_order(order_id)
     if order is None:
         return json_error(404, f"order {order_id} not found")
     try:

@@ -10,10 +10,12 @@ from decimal import Decimal
 from django.conf import settings
 
 from payment.models import Payment, PaymentSimulator
-from shopsite.events import requests, simulator, topics
+from shopsite import simulation
+from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
+from shopsite.saga import requests
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ def _payment(event: Event, uow: UnitOfWork, initial_status: str) -> Payment:
 def decline_reason(total: Decimal, sim: PaymentSimulator) -> str | None:
     if sim.decline_above is not None and total > sim.decline_above:
         return f"declined: amount {total} exceeds the limit {sim.decline_above}"
-    if simulator.fails(sim.failure_rate):
+    if simulation.fails(sim.failure_rate):
         return "payment processor error (simulated failure rate)"
     return None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from shopsite.events.models import service_proxies
-from shopsite.events.simulator import SimulatorSettings
+from shopsite.simulation import SimulatorSettings
 
 
 class Payment(models.Model):

@@ -2,34 +2,30 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
-from pydantic import BaseModel, ConfigDict, Field
 
-from payment.models import Payment, PaymentSimulator
-from shopsite.events.schemas import Money
-from shopsite.events.simulator import settings_endpoint
-from shopsite.http import json_error
+from payment import application as app
+from payment.application import SimulatorBody
+from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.ops.auth import ops_endpoint
-
-ALIAS = "payment_service"
 
 
 @ops_endpoint
 @require_GET
 def payment_detail(request: HttpRequest, order_id: str) -> JsonResponse:
-    row = Payment.objects.using(ALIAS).filter(pk=order_id).first()
+    row = app.find_payment(order_id)
     if row is None:
         return json_error(404, f"no payment for order {order_id}")
     return JsonResponse(row.as_document())
 
 
-class SimulatorBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    declineAbove: Money | None = None
-    failureRate: float = Field(default=0.0, ge=0.0, le=1.0)
-
-
 @ops_endpoint
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
-    return settings_endpoint(request, PaymentSimulator, ALIAS, SimulatorBody,
-                             lambda b: {"decline_above": b.declineAbove, "failure_rate": b.failureRate})
+    """GET shows the simulator's settings; PUT validates and stores new ones."""
+    if request.method == "GET":
+        return JsonResponse(app.simulator().as_document())
+    try:
+        body: SimulatorBody = parse_body(request, SimulatorBody)
+    except BadRequest as exc:
+        return exc.response()
+    return JsonResponse(app.configure_simulator(body).as_document())

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from readmodel import deadletters
+from readmodel import application
 from readmodel.models import DeadLetter, OrderProjection, Outbox, ProcessedEventRecord
 from shopsite.events.admin import register_service_tables
 
@@ -32,9 +32,9 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def replay(self, request: HttpRequest, queryset: QuerySet) -> None:
         for letter in queryset:
             try:
-                deadletters.replay(letter.id)
+                application.replay_dead_letter(letter.id)
                 self.message_user(request, f"replayed {letter.id}", messages.SUCCESS)
-            except deadletters.ReplayRefused as exc:
+            except application.ReplayRefused as exc:
                 self.message_user(request, f"{letter.id}: {exc}", messages.ERROR)
 
 

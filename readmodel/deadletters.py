@@ -20,8 +20,9 @@ from shopsite.events.envelope import Event, InvalidEvent, format_timestamp, from
 from shopsite.events.schemas import DeadLetter as DeadLetterPayload
 from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
+from shopsite.services import BY_NAME
 
-ALIAS = "read_model_service"
+ALIAS = BY_NAME["readmodel"].alias
 MAX_REPLAYS = 3
 
 

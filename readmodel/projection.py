@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from orders import lifecycle
 from readmodel.models import OrderProjection
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
 

@@ -40,8 +40,9 @@ from readmodel.live import LIST_GROUP, order_group
 from readmodel.models import OrderProjection, public_entry
 from shopsite.ops import stream_access
 from shopsite.ops.stream_admission import admission
+from shopsite.services import BY_NAME
 
-ALIAS = "read_model_service"
+ALIAS = BY_NAME["readmodel"].alias
 RETRY_AFTER_SECONDS = 5
 
 _reads = ThreadPoolExecutor(max_workers=settings.SSE_DB_THREADS, thread_name_prefix="stream-db")

@@ -1,22 +1,17 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
-from pydantic import BaseModel, ConfigDict
 
-from readmodel import deadletters
-from readmodel.models import DeadLetter, OrderProjection
-from readmodel.pagination import page
-from shopsite.events import lifecycle
+from orders import lifecycle
+from readmodel import application as app
+from readmodel.application import ReplayBody
 from shopsite.events.deadletter import REPLAY_COUNT_HEADER
 from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.jsonlog import bind
 from shopsite.ops.auth import api_permission, ops_endpoint
 from shopsite.ops.permissions import VIEW
 
-ALIAS = "read_model_service"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
@@ -33,11 +28,8 @@ def order_list(request: HttpRequest) -> JsonResponse:
             raise ValueError
     except ValueError:
         return json_error(400, "invalid limit", [{"field": "limit", "message": f"an integer from 1 to {MAX_LIMIT}"}])
-    rows = OrderProjection.objects.using(ALIAS).all()
-    if status:
-        rows = rows.filter(current_status=status)
     try:
-        results, next_cursor = page(rows, request.GET.get("cursor"), limit)
+        results, next_cursor = app.orders_page(request.GET.get("cursor"), limit, status=status)
     except ValueError as exc:
         return json_error(400, "invalid cursor", [{"field": "cursor", "message": str(exc)}])
     return JsonResponse({"results": [p.as_document() for p in results], "next": next_cursor})
@@ -46,7 +38,7 @@ def order_list(request: HttpRequest) -> JsonResponse:
 @api_permission(VIEW)
 @require_GET
 def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
-    row = OrderProjection.objects.using(ALIAS).filter(pk=order_id).first()
+    row = app.find_order(order_id)
     if row is None:
         return json_error(404, f"order {order_id} not in the read model (yet)")
     bind(orderId=row.order_id, correlationId=row.correlation_id or None)
@@ -56,20 +48,12 @@ def order_detail(request: HttpRequest, order_id: str) -> JsonResponse:
 @ops_endpoint
 @require_GET
 def dead_letter_list(request: HttpRequest) -> JsonResponse:
-    rows = DeadLetter.objects.using(ALIAS).order_by("-created_at", "-id")
-    status = request.GET.get("status")
-    if status:
-        rows = rows.filter(status=status)
     try:
         limit = min(max(int(request.GET.get("limit", 100)), 1), 500)
     except ValueError:
         return json_error(400, "invalid limit", [{"field": "limit", "message": "an integer from 1 to 500"}])
-    return JsonResponse({"results": [r.as_document() for r in rows[:limit]], "total": rows.count()})
-
-
-class ReplayBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    event: dict[str, Any] | None = None  # a corrected envelope to publish instead of the original
+    rows, total = app.dead_letters(limit, status=request.GET.get("status") or None)
+    return JsonResponse({"results": [r.as_document() for r in rows], "total": total})
 
 
 @ops_endpoint
@@ -82,12 +66,12 @@ def dead_letter_replay(request: HttpRequest, letter_id: str) -> JsonResponse:
         except BadRequest as exc:
             return exc.response()
     try:
-        event = deadletters.replay(letter_id, corrected)
+        event = app.replay_dead_letter(letter_id, corrected)
     except LookupError:
         return json_error(404, f"no dead letter {letter_id}")
-    except deadletters.InvalidCorrection as exc:
+    except app.InvalidCorrection as exc:
         return json_error(400, "invalid corrected event", [{"field": "event", "message": str(exc)}])
-    except deadletters.ReplayRefused as exc:
+    except app.ReplayRefused as exc:
         return json_error(409, "replay refused", [{"field": "event" if corrected else "(dead letter)",
                                                    "message": str(exc)}])
     return JsonResponse({"eventId": event.event_id, "topic": event.topic,

@@ -7,10 +7,12 @@ import uuid
 from datetime import datetime, timezone
 
 from shipping.models import Shipment, ShippingSimulator
-from shopsite.events import requests, simulator, topics
+from shopsite import simulation
+from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, Handler
 from shopsite.events.envelope import Event
 from shopsite.events.unit_of_work import UnitOfWork
+from shopsite.saga import requests
 
 CARRIERS = ("DHL", "UPS", "FedEx", "PostNL")
 
@@ -23,7 +25,7 @@ def carrier_for(order_id: str) -> str:
 def failure_reason(sim: ShippingSimulator, carrier: str) -> str | None:
     if sim.outage:
         return f"carrier outage: {carrier} is not accepting parcels"
-    if simulator.fails(sim.failure_rate):
+    if simulation.fails(sim.failure_rate):
         return f"{carrier} rejected the parcel (simulated failure rate)"
     return None
 

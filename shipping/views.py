@@ -2,33 +2,30 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_http_methods
-from pydantic import BaseModel, ConfigDict, Field
 
-from shipping.models import Shipment, ShippingSimulator
-from shopsite.events.simulator import settings_endpoint
-from shopsite.http import json_error
+from shipping import application as app
+from shipping.application import SimulatorBody
+from shopsite.http import BadRequest, json_error, parse_body
 from shopsite.ops.auth import ops_endpoint
-
-ALIAS = "shipping_service"
 
 
 @ops_endpoint
 @require_GET
 def shipment_detail(request: HttpRequest, order_id: str) -> JsonResponse:
-    row = Shipment.objects.using(ALIAS).filter(pk=order_id).first()
+    row = app.find_shipment(order_id)
     if row is None:
         return json_error(404, f"no shipment for order {order_id}")
     return JsonResponse(row.as_document())
 
 
-class SimulatorBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    outage: bool = False
-    failureRate: float = Field(default=0.0, ge=0.0, le=1.0)
-
-
 @ops_endpoint
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
-    return settings_endpoint(request, ShippingSimulator, ALIAS, SimulatorBody,
-                             lambda b: {"outage": b.outage, "failure_rate": b.failureRate})
+    """GET shows the simulator's settings; PUT validates and stores new ones."""
+    if request.method == "GET":
+        return JsonResponse(app.simulator().as_document())
+    try:
+        body: SimulatorBody = parse_body(request, SimulatorBody)
+    except BadRequest as exc:
+        return exc.response()
+    return JsonResponse(app.configure_simulator(body).as_document())

@@ -1,20 +1,26 @@
 """Every REST endpoint, declared once for the schema, grouped by the service that serves it.
 
-The request models are the views' own; a test checks that this catalogue
+The request models are the ones the views validate with, from each service's
+application layer; a test checks that this catalogue
 and the URL configuration name the same routes, so the schema cannot drift
 from what the server answers.
 """
 
 from __future__ import annotations
 
+import inventory.application
 import inventory.views
+import orders.application
 import orders.views
+import payment.application
 import payment.views
+import readmodel.application
 import readmodel.views
+import shipping.application
 import shipping.views
+from orders import lifecycle
 from shopsite.api import documents as doc
 from shopsite.api.openapi import Endpoint, Param
-from shopsite.events import lifecycle
 
 E = doc.ErrorBody
 UNAUTHORISED = {401: (E, "no credentials, or a token that is unknown, expired or revoked")}
@@ -30,7 +36,7 @@ ORDERS = [
     Endpoint("POST", "/api/orders", "placeOrder", "Place an order", "orders", "place_orders",
              {201: (doc.OrderAccepted, "order accepted; OrderCreated is on its way"), **BAD, **ACT,
               422: (E, "Idempotency-Key already used with a different body")},
-             body=orders.views.PlaceOrderRequest, body_example=ORDER_EXAMPLE,
+             body=orders.application.PlaceOrderRequest, body_example=ORDER_EXAMPLE,
              params=[Param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
                            "same key and same body: the same order, never a second one")]),
     Endpoint("GET", "/api/orders/{orderId}", "getOrder", "The order document (command side)", "orders", "viewer",
@@ -39,11 +45,11 @@ ORDERS = [
                            "rebuild the order from its history as of this instant (ISO 8601)")]),
     Endpoint("POST", "/api/ops/orders/{orderId}/retry", "retryStep", "Ask the step's owner to retry it", "operations",
              "operator", {202: (doc.RequestAccepted, "ops.RetryRequested.v1 published"), **BAD, **ACT, **NOT_FOUND},
-             body=orders.views.RetryBody, body_example={"step": "payment"}),
+             body=orders.application.RetryBody, body_example={"step": "payment"}),
     Endpoint("POST", "/api/ops/orders/{orderId}/compensate", "compensate", "Ask for a compensation", "operations",
              "operator", {202: (doc.RequestAccepted, "ops.CompensationRequested.v1 published"), **BAD, **ACT,
                           **NOT_FOUND},
-             body=orders.views.CompensateBody, body_example={"action": "refundPayment"}),
+             body=orders.application.CompensateBody, body_example={"action": "refundPayment"}),
 ]
 
 INVENTORY = [
@@ -51,7 +57,7 @@ INVENTORY = [
              {200: (doc.StockList, "every SKU"), **ACT}),
     Endpoint("PUT", "/api/ops/inventory/{sku}", "setStock", "Set the units available (restock)", "inventory",
              "operator", {200: (doc.StockRow, "the SKU after the change"), **BAD, **ACT},
-             body=inventory.views.SetStock, body_example={"available": 1000},
+             body=inventory.application.SetStock, body_example={"available": 1000},
              description="Reserved units are untouched."),
     Endpoint("GET", "/api/ops/reservations/{orderId}", "getReservation", "An order's reservation", "inventory",
              "operator", {200: (doc.ReservationDocument, "the reservation"), **ACT, **NOT_FOUND}),
@@ -64,7 +70,7 @@ PAYMENT = [
              "operator", {200: (doc.PaymentSimulatorDocument, "its settings"), **ACT}),
     Endpoint("PUT", "/api/ops/simulators/payment", "setPaymentSimulator", "Configure the payment simulator",
              "payment", "operator", {200: (doc.PaymentSimulatorDocument, "its settings"), **BAD, **ACT},
-             body=payment.views.SimulatorBody, body_example={"declineAbove": 500, "failureRate": 0}),
+             body=payment.application.SimulatorBody, body_example={"declineAbove": 500, "failureRate": 0}),
 ]
 
 SHIPPING = [
@@ -74,7 +80,7 @@ SHIPPING = [
              "operator", {200: (doc.ShippingSimulatorDocument, "its settings"), **ACT}),
     Endpoint("PUT", "/api/ops/simulators/shipping", "setShippingSimulator", "Configure the shipping simulator",
              "shipping", "operator", {200: (doc.ShippingSimulatorDocument, "its settings"), **BAD, **ACT},
-             body=shipping.views.SimulatorBody, body_example={"outage": False, "failureRate": 0}),
+             body=shipping.application.SimulatorBody, body_example={"outage": False, "failureRate": 0}),
 ]
 
 READMODEL = [
@@ -94,7 +100,7 @@ READMODEL = [
              "dead letters", "operator",
              {202: (doc.ReplayAccepted, "re-published to its topic"), **BAD, **ACT, **NOT_FOUND,
               409: (E, "replay refused (limit reached, or the corrected event is invalid)")},
-             body=readmodel.views.ReplayBody, body_required=False,
+             body=readmodel.application.ReplayBody, body_required=False,
              description="An empty body replays the original; `event` may correct the payload only."),
 ]
 

@@ -1,7 +1,7 @@
 """What the JSON endpoints answer, as typed models: the response half of the API schema.
 
-The request half is the views' own body models (orders.views.PlaceOrderRequest
-and friends); these describe the documents the views build (`as_document()`),
+The request half is the body models of the services' application layers
+(orders.application.PlaceOrderRequest and friends); these describe the documents the views build (`as_document()`),
 and the schema test plus schemathesis hold the two together.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopsite.events import lifecycle
+from orders import lifecycle
 
 Status = Literal[lifecycle.STATUSES]  # type: ignore[valid-type]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from django.db.models import Count
-from django.db.models.functions import ExtractHour, ExtractMinute
 from django.utils.safestring import SafeString, mark_safe
 
-from readmodel.models import OrderProjection
+import readmodel.application as readmodel
 from shopsite.dashboard import pulse, series, svg
 from shopsite.dashboard.series import Window
-from shopsite.events import lifecycle, topics
-from shopsite.services import BY_NAME, SERVICES
+from shopsite.events import topics
+from shopsite.services import SERVICES
 
-READ = BY_NAME["readmodel"].alias
 DEFAULT_MINUTES = 30
 MINUTES_CHOICES = (15, 30, 60, 180)
 SAMPLE_LIMIT = 5000
@@ -51,11 +48,8 @@ def order_counts(window: Window) -> list[tuple[datetime, str, int]]:
     """
     assert window.minutes <= 24 * 60
     by_clock = {(at.hour, at.minute): at for at in window.buckets}
-    rows = (OrderProjection.objects.using(READ).filter(created_at__gte=window.first)
-            .annotate(hour=ExtractHour("created_at"), minute=ExtractMinute("created_at"))
-            .values("hour", "minute", "current_status").annotate(n=Count("pk")).order_by())
-    return [(by_clock[key], row["current_status"], row["n"]) for row in rows
-            if (key := (row["hour"], row["minute"])) in by_clock]
+    return [(by_clock[key], status, n) for hour, minute, status, n in readmodel.count_by_clock_minute(window.first)
+            if (key := (hour, minute)) in by_clock]
 
 
 def shipped_samples(window: Window, shipped_per_minute: list[int]) -> list[tuple[datetime, float]]:
@@ -65,15 +59,13 @@ def shipped_samples(window: Window, shipped_per_minute: list[int]) -> list[tuple
     minute), so a busy window still has a point in every minute rather than
     only in its last few.
     """
-    shipped = (OrderProjection.objects.using(READ)
-               .filter(current_status__in=[lifecycle.SHIPPED, lifecycle.REFUNDED]).order_by("-created_at"))
     if sum(shipped_per_minute) <= SAMPLE_LIMIT:
-        parts = [shipped.filter(created_at__gte=window.first)[:SAMPLE_LIMIT]]
+        ranges = [(window.first, None, SAMPLE_LIMIT)]
     else:
         share = max(1, SAMPLE_LIMIT // window.minutes)
-        parts = [shipped.filter(created_at__gte=start, created_at__lt=start + timedelta(minutes=1))[:share]
-                 for start, n in zip(window.buckets, shipped_per_minute) if n]
-    return [(created, seconds) for part in parts for created, timeline in part.values_list("created_at", "timeline")
+        ranges = [(start, start + timedelta(minutes=1), share)
+                  for start, n in zip(window.buckets, shipped_per_minute) if n]
+    return [(created, seconds) for created, timeline in readmodel.completed_timelines(ranges)
             if (seconds := series.seconds_between(timeline, topics.ORDER_CREATED, topics.ORDER_SHIPPED)) is not None]
 
 

@@ -1,4 +1,7 @@
-"""What operators glance at: orders per status, recent saga outcomes and speed, backlogs."""
+"""What operators glance at: orders per status, recent saga outcomes and speed, backlogs.
+
+From the read model's application layer and the processes' metrics only.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from django.db.models import Count
-
-from readmodel.models import DeadLetter, OrderProjection
-from shopsite.events import lifecycle, topics
-from shopsite.events.models import OutboxMessage
+import readmodel.application as readmodel
+from orders import lifecycle
+from shopsite.dashboard import pulse
+from shopsite.events import topics
 from shopsite.services import SERVICES
 
-READ = "read_model_service"
 WINDOW = timedelta(minutes=15)
 SAMPLE_LIMIT = 5000  # newest orders looked at for timings; counts per status are never capped
 
@@ -56,14 +57,10 @@ def p95(values: list[float]) -> float:
 
 def compute(now: datetime | None = None) -> Overview:
     now = now or datetime.now(timezone.utc)
-    projections = OrderProjection.objects.using(READ)
-    by_status = {row["current_status"]: row["n"] for row in
-                 projections.values("current_status").annotate(n=Count("pk")).order_by()}
-    counts = {status: by_status.get(status, 0) for status in lifecycle.STATUSES}
+    counts = readmodel.count_by_status()
     overview = Overview(counts=counts, total=sum(counts.values()), window_minutes=int(WINDOW.total_seconds() // 60))
 
-    recent = list(projections.filter(created_at__gte=now - WINDOW).order_by("-created_at")
-                  .values_list("current_status", "timeline")[:SAMPLE_LIMIT])
+    recent = readmodel.recent_outcomes(now - WINDOW, SAMPLE_LIMIT)
     overview.recent = len(recent)
     overview.shipped = sum(1 for status, _ in recent if status == lifecycle.SHIPPED)
     overview.failed = sum(1 for status, _ in recent if status in lifecycle.FAILED_STATUSES)
@@ -74,8 +71,8 @@ def compute(now: datetime | None = None) -> Overview:
         overview.median_seconds = statistics.median(durations)
         overview.p95_seconds = p95(durations)
 
-    overview.outbox_backlog = {
-        s.name: OutboxMessage.objects.using(s.alias).filter(dispatched=False).count() for s in SERVICES
-    }
-    overview.dead_letters = DeadLetter.objects.using(READ).filter(status=DeadLetter.PENDING).count()
+    # From the outbox sweeps' gauges (shopsite_outbox_backlog), never by reading other services' databases.
+    backlog = pulse.sample_now().backlog
+    overview.outbox_backlog = {s.name: int(backlog.get(s.name, 0)) for s in SERVICES}
+    overview.dead_letters = readmodel.pending_dead_letters()
     return overview

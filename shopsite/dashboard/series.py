@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from shopsite.events import lifecycle
+from orders import lifecycle
 
 SHIPPED, FAILED, REFUNDED, IN_FLIGHT = "shipped", "failed", "refunded", "in flight"
 OUTCOMES: tuple[str, ...] = (SHIPPED, FAILED, REFUNDED, IN_FLIGHT)

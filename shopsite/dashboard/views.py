@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages
@@ -18,24 +17,19 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import ValidationError
 
-from inventory import stock
-from orders import commands, operations
-from orders.models import Order
-from orders.views import PlaceOrderRequest
-from payment.models import PaymentSimulator
-from readmodel import deadletters
-from readmodel.models import DeadLetter, OrderProjection
-from readmodel.pagination import page
-from shipping.models import ShippingSimulator
+import inventory.application as inventory
+import orders.application as orders
+import payment.application as payment
+import readmodel.application as readmodel
+import shipping.application as shipping
+from orders import lifecycle
 from shopsite import json_input
 from shopsite.dashboard import charts, overview
 from shopsite.dashboard.actions import available_actions
-from shopsite.events import lifecycle
 from shopsite.events.schemas import error_details
 from shopsite.ops.auth import page_permission
 from shopsite.ops.permissions import OPERATE, PLACE_ORDERS, VIEW
 
-READ = "read_model_service"
 PAGE_SIZE = 50
 SKUS = [f"SKU-{n}" for n in range(1, 11)]
 
@@ -58,19 +52,15 @@ viewer_page = page_permission(VIEW)
 def _order_page(request: HttpRequest) -> dict[str, Any]:
     status = request.GET.get("status", "")
     query = request.GET.get("q", "").strip()
-    rows = OrderProjection.objects.using(READ).all()
-    if status in lifecycle.STATUSES:
-        rows = rows.filter(current_status=status)
-    if query:
-        rows = rows.filter(order_id__startswith=query)
+    wanted = {"status": status if status in lifecycle.STATUSES else None, "id_prefix": query or None}
     cursor = request.GET.get("cursor") or None
     try:
-        orders, next_cursor = page(rows, cursor, PAGE_SIZE)
+        rows, next_cursor = readmodel.orders_page(cursor, PAGE_SIZE, **wanted)
     except ValueError:  # a mangled link: show the first page rather than an error
         cursor = None
-        orders, next_cursor = page(rows, None, PAGE_SIZE)
+        rows, next_cursor = readmodel.orders_page(None, PAGE_SIZE, **wanted)
     return {
-        "orders": orders, "status": status, "q": query, "cursor": cursor, "statuses": lifecycle.STATUSES,
+        "orders": rows, "status": status, "q": query, "cursor": cursor, "statuses": lifecycle.STATUSES,
         "next_cursor": next_cursor,
     }
 
@@ -105,7 +95,7 @@ def charts_panel(request: HttpRequest) -> HttpResponse:
 # --- one order --------------------------------------------------------------------
 
 def _order_context(order_id: str) -> dict[str, Any]:
-    row = OrderProjection.objects.using(READ).filter(pk=order_id).first()
+    row = readmodel.find_order(order_id)
     if row is not None:
         return {
             "order": row.as_document(),
@@ -114,13 +104,12 @@ def _order_context(order_id: str) -> dict[str, Any]:
         }
     # Just created: the read model has not projected it yet. Show what the order
     # service knows; the live stream fills the timeline in as soon as it is there.
-    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
-    if order is None:
+    document = orders.order_document(order_id)
+    if document is None:
         raise Http404("no such order")
-    document = order.as_document()
     return {
-        "order": {**document, "currentStatus": order.status, "timeline": [], "pending": True},
-        "actions": available_actions(order.status, []),
+        "order": {**document, "currentStatus": document["status"], "timeline": [], "pending": True},
+        "actions": available_actions(document["status"], []),
         "last_seq": 0,
     }
 
@@ -146,16 +135,19 @@ def order_saga(request: HttpRequest, order_id: str) -> HttpResponse:
 
 @staff_action
 def order_action(request: HttpRequest, order_id: str, kind: str, value: str) -> HttpResponse:
-    order = Order.objects.using(commands.ALIAS).filter(pk=order_id).first()
+    order = orders.find_order(order_id)
     if order is None:
         raise Http404("unknown order")
     operator = request.user.get_username()
-    if kind == "retry" and value in ("inventory", "payment", "shipping"):
-        event = operations.request_retry(order, value, operator)
-    elif kind == "compensate" and value in ("refundPayment", "releaseInventory"):
-        event = operations.request_compensation(order, value, operator)
-    else:
-        raise Http404("unknown action")
+    try:  # the API's body models decide which steps and actions exist
+        if kind == "retry":
+            event = orders.request_retry(order, orders.RetryBody(step=value), operator)
+        elif kind == "compensate":
+            event = orders.request_compensation(order, orders.CompensateBody(action=value), operator)
+        else:
+            raise Http404("unknown action")
+    except ValidationError:
+        raise Http404("unknown action") from None
     text = f"Requested {event.type} ({value}); the outcome appears in the timeline."
     if request.htmx:
         return render(request, "dashboard/_flash.html", {"text": text, "event_id": event.event_id})
@@ -179,12 +171,12 @@ def create_order(request: HttpRequest) -> HttpResponse:
         if sku and qty.strip()
     ]
     try:
-        body = PlaceOrderRequest.model_validate({"items": items, "total": request.POST.get("total", "").strip()})
+        body = orders.PlaceOrderRequest.model_validate({"items": items, "total": request.POST.get("total", "").strip()})
     except ValidationError as exc:
         return render(request, "dashboard/order_new.html",
                       {"skus": SKUS, "rows": range(4), "errors": error_details(exc), "posted": request.POST},
                       status=400)
-    placed = commands.place_order([i.model_dump() for i in body.items], body.total)
+    placed = orders.place_order(body)
     messages.success(request, f"Order {placed.order.order_id} created.")
     return redirect("order-page", order_id=placed.order.order_id)
 
@@ -195,53 +187,60 @@ def create_order(request: HttpRequest) -> HttpResponse:
 @require_GET
 def controls(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/controls.html", {
-        "stock": stock.all_stock(),
-        "payment": PaymentSimulator.current("payment_service"),
-        "shipping": ShippingSimulator.current("shipping_service"),
+        "stock": inventory.all_stock(),
+        "payment": payment.simulator(),
+        "shipping": shipping.simulator(),
     })
 
 
-def _number(value: str, kind: type, low: float, high: float) -> Any:
-    try:
-        number = kind(value)
-    except (ValueError, InvalidOperation):
-        raise ValueError(f"{value!r} is not a number") from None
-    if not low <= number <= high:
-        raise ValueError(f"{value} is outside {low}..{high}")
-    return number
+def _problems(exc: ValidationError) -> str:
+    """A form's validation errors in one line, from the same body models as the API."""
+    lines = []
+    for error in exc.errors():
+        limit = error.get("ctx", {})
+        if error["type"] in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+            bound = next(iter(limit.items()))
+            text = f"{error['input']} is outside the allowed range ({error['loc'][-1]} {_OPS[bound[0]]} {bound[1]})"
+        else:
+            text = error["msg"]
+        lines.append(text)
+    return "; ".join(lines)
+
+
+_OPS = {"ge": ">=", "le": "<=", "gt": ">", "lt": "<"}
 
 
 @staff_action
 def set_stock(request: HttpRequest, sku: str) -> HttpResponse:
     try:
-        stock.set_available(sku, _number(request.POST.get("available", ""), int, 0, 1_000_000_000))
+        inventory.set_stock(sku, inventory.SetStock.model_validate({"available": request.POST.get("available", "")}))
         messages.success(request, f"{sku}: stock set.")
-    except ValueError as exc:
-        messages.error(request, f"{sku}: {exc}")
+    except ValidationError as exc:
+        messages.error(request, f"{sku}: {_problems(exc)}")
     return redirect("controls")
 
 
 @staff_action
 def set_payment_simulator(request: HttpRequest) -> HttpResponse:
+    limit = request.POST.get("declineAbove", "").strip()
     try:
-        limit = request.POST.get("declineAbove", "").strip()
-        PaymentSimulator.configure("payment_service",
-                                   decline_above=_number(limit, Decimal, 0, 10**12) if limit else None,
-                                   failure_rate=_number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
+        payment.configure_simulator(payment.SimulatorBody.model_validate({
+            "declineAbove": limit or None, "failureRate": request.POST.get("failureRate", "").strip() or "0"}))
         messages.success(request, "Payment simulator updated.")
-    except ValueError as exc:
-        messages.error(request, f"Payment simulator: {exc}")
+    except ValidationError as exc:
+        messages.error(request, f"Payment simulator: {_problems(exc)}")
     return redirect("controls")
 
 
 @staff_action
 def set_shipping_simulator(request: HttpRequest) -> HttpResponse:
     try:
-        ShippingSimulator.configure("shipping_service", outage=request.POST.get("outage") == "on",
-                                    failure_rate=_number(request.POST.get("failureRate", "0") or "0", float, 0, 1))
+        shipping.configure_simulator(shipping.SimulatorBody.model_validate({
+            "outage": request.POST.get("outage") == "on",
+            "failureRate": request.POST.get("failureRate", "").strip() or "0"}))
         messages.success(request, "Shipping simulator updated.")
-    except ValueError as exc:
-        messages.error(request, f"Shipping simulator: {exc}")
+    except ValidationError as exc:
+        messages.error(request, f"Shipping simulator: {_problems(exc)}")
     return redirect("controls")
 
 
@@ -251,14 +250,13 @@ def set_shipping_simulator(request: HttpRequest) -> HttpResponse:
 @page_permission(OPERATE)
 @require_GET
 def dead_letters(request: HttpRequest) -> HttpResponse:
-    rows = list(DeadLetter.objects.using(READ).order_by("-created_at", "-id")[:200])
+    rows, _ = readmodel.dead_letters(200)
     # Link to an order only when it is one: a poison message's key can be anything.
-    known = set(OrderProjection.objects.using(READ).filter(pk__in={r.order_id for r in rows if r.order_id})
-                .values_list("pk", flat=True))
+    known = readmodel.known_orders(r.order_id for r in rows)
     for row in rows:
         row.known_order = row.order_id in known
         row.payload_text = json.dumps(row.payload, indent=2) if not isinstance(row.payload, str) else row.payload
-    return render(request, "dashboard/dlq.html", {"letters": rows, "max_replays": deadletters.MAX_REPLAYS})
+    return render(request, "dashboard/dlq.html", {"letters": rows, "max_replays": readmodel.MAX_REPLAYS})
 
 
 @staff_action
@@ -268,11 +266,11 @@ def replay_dead_letter(request: HttpRequest, letter_id: str) -> HttpResponse:
     try:
         if edited:
             corrected = json_input.loads(edited)
-        event = deadletters.replay(letter_id, corrected)
+        event = readmodel.replay_dead_letter(letter_id, corrected)
         messages.success(request, f"Replayed {letter_id} as event {event.event_id} to {event.topic}.")
     except json_input.NotJSON as exc:
         messages.error(request, f"{letter_id}: the edited event is not JSON ({exc}).")
-    except (deadletters.ReplayRefused, deadletters.InvalidCorrection) as exc:
+    except (readmodel.ReplayRefused, readmodel.InvalidCorrection) as exc:
         messages.error(request, f"{letter_id}: replay refused: {exc}")
     except LookupError:
         raise Http404("no such dead letter") from None

@@ -88,15 +88,6 @@ PURGED_ROWS = Counter(
     "Rows deleted by retention: dispatched outbox rows and processed_events past their age (table label).",
     ["service", "table"],
 )
-HTTP_REQUESTS = Counter(
-    "shopsite_http_requests_total",
-    "HTTP requests by route (the URL pattern, never the raw path) and status.",
-    ["method", "route", "status"],
-)
-HTTP_SECONDS = Histogram(
-    "shopsite_http_request_seconds", "HTTP request latency by route.", ["method", "route"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
 
 
 def mark_dead(pid: int) -> None:

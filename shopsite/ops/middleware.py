@@ -16,12 +16,23 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+from prometheus_client import Counter, Histogram
 
-from shopsite.events import metrics
 from shopsite.jsonlog import bind, request_scope
 from shopsite.services import BY_APP_LABEL
 
 log = logging.getLogger("shopsite.access")
+
+# The web layer's own metrics (the messaging metrics live in shopsite/events/metrics.py).
+HTTP_REQUESTS = Counter(
+    "shopsite_http_requests_total",
+    "HTTP requests by route (the URL pattern, never the raw path) and status.",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "shopsite_http_request_seconds", "HTTP request latency by route.", ["method", "route"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 UNMATCHED_ROUTE = "unmatched"  # 404s that matched no pattern: one series, whatever was asked for
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -83,8 +94,8 @@ def _record(request: HttpRequest, response: HttpResponseBase | None, started: fl
     status = response.status_code if response is not None else 500
     route = route_of(request)
     method = method_of(request)
-    metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    metrics.HTTP_SECONDS.labels(method, route).observe(seconds)
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_SECONDS.labels(method, route).observe(seconds)
     if route in QUIET_ROUTES:
         # A probe's 503 is its answer ("not ready yet"), polled for; health.py warns about failing dependencies.
         level = logging.ERROR if status >= 500 and status != 503 else logging.DEBUG

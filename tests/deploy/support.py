@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
 from shopsite.events import metrics
+from shopsite.ops import middleware
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -19,10 +20,10 @@ METRIC_NAME = re.compile(r"\bshopsite_[a-z_]+\b")
 
 
 def exported_series_names() -> set[str]:
-    """Every series name /metrics can show, from the metric objects in shopsite/events/metrics.py
-    (the HTTP middleware records into the same module's HTTP_* metrics)."""
+    """Every series name /metrics can show, from the metric objects of the modules that define them:
+    the messaging metrics (shopsite/events/metrics.py) and the web layer's HTTP metrics (its middleware)."""
     names: set[str] = set()
-    for obj in vars(metrics).values():
+    for obj in [*vars(metrics).values(), *vars(middleware).values()]:
         if not isinstance(obj, (Counter, Gauge, Histogram)):
             continue
         (family,) = obj.describe()

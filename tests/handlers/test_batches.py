@@ -10,11 +10,12 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from inventory.models import Reservation, Stock
+from orders import lifecycle
 from orders.models import Order
 from payment.models import Payment
 from readmodel.models import DeadLetter, OrderProjection
 from shipping.models import Shipment
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 from shopsite.events.consumer import BatchHandler, BatchProcessor, ConsumerSpec, RetryPolicy
 from shopsite.events.envelope import Event
 from shopsite.events.models import OutboxMessage, ProcessedEvent

@@ -5,11 +5,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.test import Client
 
+from orders import lifecycle
 from orders.commands import place_order
+from orders.lifecycle import entry_for
 from shopsite.dashboard import overview
 from shopsite.dashboard.actions import available_actions
-from shopsite.events import lifecycle, topics
-from shopsite.events.lifecycle import entry_for
+from shopsite.events import topics
 from shopsite.events.models import OutboxMessage
 from tests.factories import Saga
 from tests.handlers.helpers import deliver

@@ -6,11 +6,12 @@ from decimal import Decimal
 import pytest
 
 from inventory.models import Reservation, Stock
+from orders import lifecycle
 from payment.models import Payment, PaymentSimulator
 from readmodel import deadletters
 from readmodel.models import DeadLetter, OrderProjection
 from shipping.models import Shipment, ShippingSimulator
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 from shopsite.events.consumer import BatchProcessor, DeadLetterBudget, DeadLetterLimitReached, RetryPolicy
 from shopsite.events.models import OutboxMessage
 from shopsite.events.registry import consumer_spec

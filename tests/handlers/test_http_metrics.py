@@ -8,14 +8,14 @@ import logging
 
 import pytest
 
-from shopsite.events import metrics
 from shopsite.jsonlog import JsonFormatter
+from shopsite.ops import middleware
 
 pytestmark = pytest.mark.django_db
 
 
 def _requests(method: str, route: str, status: str) -> float:
-    return metrics.HTTP_REQUESTS.labels(method, route, status)._value.get()
+    return middleware.HTTP_REQUESTS.labels(method, route, status)._value.get()
 
 
 def test_requests_are_counted_by_route_pattern_never_by_raw_path(client, caplog) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from django.db import connections
 
+from orders import lifecycle
 from readmodel import rebuild
 from readmodel.models import OrderProjection
 from readmodel.shadow import SHADOW_ALIAS, shadow_database
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 from shopsite.events.consumer import BatchProcessor
 from tests.factories import Saga, message
 from tests.handlers.helpers import deliver

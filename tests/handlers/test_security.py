@@ -218,3 +218,25 @@ def test_logins_are_throttled_after_repeated_failures(settings):
     locked = browser.post("/accounts/login/", {"username": "guessed", "password": password})
     assert locked.status_code == 429
     assert "_auth_user_id" not in browser.session
+
+
+def test_admin_sets_simulators_through_the_services_with_the_apis_validation():
+    from payment.models import PaymentSimulator
+    from shipping.models import ShippingSimulator
+
+    superuser = get_user_model().objects.db_manager("default").create_superuser("root3", password="z" * 20)
+    admin = Client()
+    admin.force_login(superuser)
+    PaymentSimulator.current("payment_service")
+    refused = admin.post("/admin/payment/paymentsimulator/default/change/",
+                         {"decline_above": "", "failure_rate": "7"})
+    assert refused.status_code == 200 and b"less than or equal to 1" in refused.content
+    assert PaymentSimulator.current("payment_service").failure_rate == 0.0
+    saved = admin.post("/admin/payment/paymentsimulator/default/change/", {"decline_above": "25", "failure_rate": "0.25"})
+    assert saved.status_code == 302, saved.content[:500]
+    sim = PaymentSimulator.current("payment_service")
+    assert (float(sim.decline_above), sim.failure_rate) == (25.0, 0.25)
+    ShippingSimulator.current("shipping_service")
+    saved = admin.post("/admin/shipping/shippingsimulator/default/change/", {"outage": "on", "failure_rate": "0"})
+    assert saved.status_code == 302, saved.content[:500]
+    assert ShippingSimulator.current("shipping_service").outage is True

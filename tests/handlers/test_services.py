@@ -5,12 +5,13 @@ from decimal import Decimal
 import pytest
 
 from inventory.models import Reservation, Stock
+from orders import lifecycle
 from orders.commands import place_order
 from orders.models import Order
 from payment.models import Payment
 from readmodel.models import OrderProjection
 from shipping.models import Shipment
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 from tests.factories import Saga
 from tests.handlers.helpers import deliver, outbox
 

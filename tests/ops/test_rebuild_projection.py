@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from confluent_kafka import Producer
 
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from shopsite.events.envelope import Event
 from shopsite.stack import Stack, StackConfig
 from tests.factories import Saga

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from orders import lifecycle
 from shopsite.dashboard import pulse, series, svg
 from shopsite.dashboard.charts import lane_of, step_of, window_minutes
 from shopsite.dashboard.series import Window
-from shopsite.events import lifecycle, topics
+from shopsite.events import topics
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 NOW = datetime(2026, 11, 24, 10, 30, 20, tzinfo=timezone.utc)

@@ -1,8 +1,9 @@
 import itertools
 from datetime import timedelta
 
-from shopsite.events import lifecycle, topics
-from shopsite.events.lifecycle import causal_order, entry_for, fold, insert_entry
+from orders import lifecycle
+from orders.lifecycle import causal_order, entry_for, fold, insert_entry
+from shopsite.events import topics
 from tests.factories import Saga
 
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
+from orders.lifecycle import STATUSES
 from readmodel import rebuild
 from readmodel.shadow import shadow_database
-from shopsite.events.lifecycle import STATUSES
 from shopsite.ops.progress import progress_bar, table
 
 SHOW_DIFFERENCES = 20

@@ -1,15 +1,16 @@
 """What the payment and shipping simulators share: failure injection that is
-deterministic unless asked otherwise, their settings row, and its endpoint."""
+deterministic unless asked otherwise, and the abstract model of their settings row.
+
+Neutral ground (neither messaging nor one service): each service owns its
+concrete model (payment/models.py, shipping/models.py) and its endpoint and
+commands (payment/application.py, shipping/application.py)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any, Self
 
 from django.db import models
-from django.http import HttpRequest, JsonResponse
-from pydantic import BaseModel
 
 _random = random.Random()
 
@@ -40,17 +41,3 @@ class SimulatorSettings(models.Model):
             setattr(sim, name, value)
         sim.save(using=alias)
         return sim
-
-
-def settings_endpoint(request: HttpRequest, model: type[SimulatorSettings], alias: str,
-                      body: type[BaseModel], fields: Callable[[Any], dict[str, Any]]) -> JsonResponse:
-    """GET shows a simulator's settings; PUT validates `body` and stores `fields(body)`."""
-    from shopsite.http import BadRequest, parse_body
-
-    if request.method == "GET":
-        return JsonResponse(model.current(alias).as_document())
-    try:
-        parsed = parse_body(request, body)
-    except BadRequest as exc:
-        return exc.response()
-    return JsonResponse(model.configure(alias, **fields(parsed)).as_document())

@@ -1,5 +1,8 @@
 """The order lifecycle: statuses, the state machine, and causal ordering.
 
+The order service's published contract: the read model imports this module
+(and only this one) from orders, the one exception .importlinter allows.
+
 Shared by the order service (order.status, history) and the read model
 (currentStatus, timeline) so both derive the same answer from the same set
 of events. Events of one order travel on different topics and can arrive
