@@ -21,7 +21,7 @@ import logging
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,14 @@ class ConfigError(ValueError):
 
 
 def setting(env: str, default: Any, doc: str, *, choices: tuple[str, ...] = (), minimum: float | None = None,
-            secret: bool = False) -> Any:
-    """A field read from the environment variable `env`."""
-    meta = {"env": env, "doc": doc, "choices": choices, "minimum": minimum}
+            case: Callable[[str], str] | None = None, secret: bool = False) -> Any:
+    """A field read from the environment variable `env`.
+
+    choices: the only values a text switch takes; minimum: a number's least value;
+    case: str.lower / str.upper, so that `Postgres` or `debug` are understood;
+    secret: never shown (repr, error messages).
+    """
+    meta = {"env": env, "doc": doc, "choices": choices, "minimum": minimum, "case": case}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta, repr=not secret)
     return field(default=default, metadata=meta, repr=not secret)
@@ -82,7 +87,8 @@ class Config:
     # --- databases -----------------------------------------------------------------
     database_backend: str = setting(
         "SHOPSITE_DB", databases.SQLITE, "`sqlite` (files under `var/`), `postgres` (`DATABASE_URL`), `mongodb` "
-        "(`MONGODB_URI`); `mongomock` is a test mode (in-process, see Databases)", choices=databases.BACKENDS)
+        "(`MONGODB_URI`); `mongomock` is a test mode (in-process, see Databases)", choices=databases.BACKENDS,
+        case=str.lower)
     database_url: str = setting(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shopsite", "PostgreSQL server and base name: "
         "databases `shopsite` (Django's own tables) and `shopsite_<alias>` per service")
@@ -138,7 +144,8 @@ class Config:
 
     # --- logs and the saga ---------------------------------------------------------
     log_level: str = setting(
-        "LOG_LEVEL", "INFO", "log level of every process (JSON lines on stdout)", choices=LOG_LEVEL_NAMES)
+        "LOG_LEVEL", "INFO", "log level of every process (JSON lines on stdout)", choices=LOG_LEVEL_NAMES,
+        case=str.upper)
     log_levels: dict[str, str] = setting(
         "LOG_LEVELS", {}, "per-logger levels on top of `LOG_LEVEL`, `logger=LEVEL,...` (e.g. "
         "`shopsite.events.consumer=DEBUG`: a line per consumed event)")
@@ -292,9 +299,7 @@ def _parse(raw: str, kind: Any, meta: Mapping[str, Any]) -> Any:
     elif origin is dict:
         return _log_levels(raw)
     else:
-        value = raw.upper() if meta["choices"] == LOG_LEVEL_NAMES else raw
-        if meta["env"] == "SHOPSITE_DB":
-            value = raw.lower()
+        value = meta["case"](raw) if meta["case"] else raw
         if meta["choices"] and value not in meta["choices"]:
             raise ValueError(f"not one of {' | '.join(c for c in meta['choices'] if c)}")
         return value
