@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,15 @@ def test_every_bad_value_is_named_at_once() -> None:
                      "LOG_LEVEL='chatty'", "SESSION_COOKIE_AGE='1.5'"):
         assert expected in message
     assert "DJANGO_SECRET_KEY" not in message
+
+
+def test_make_run_refuses_a_bad_switch_by_name_before_starting_anything() -> None:
+    env = {**config.environment(), "PORT": "eighty", "SHOPSITE_DB": "postgresql"}
+    out = subprocess.run([sys.executable, "-m", "shopsite.supervisor"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "PORT='eighty': not a whole number" in out.stderr and "SHOPSITE_DB='postgresql'" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_a_bad_secret_is_never_echoed() -> None:
