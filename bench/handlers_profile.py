@@ -174,11 +174,13 @@ def _run(var_dir: str) -> int:
                     profiler.disable()  # type: ignore[union-attr]
                 cpu[name] += time.process_time() - t0
 
+    from django.conf import settings
+
     from readmodel.models import OrderProjection
 
     shipped = OrderProjection.objects.using(BY_NAME["readmodel"].alias).filter(current_status="SHIPPED").count()
     print(f"read model: {shipped}/{args.orders} orders SHIPPED")
-    print(f"\nCPU ms per order, by consuming service ({os.environ.get('SHOPSITE_DB', 'sqlite')}, "
+    print(f"\nCPU ms per order, by consuming service ({settings.SHOPSITE_DB}, "
           f"batches of {args.batch}):")
     for name in ("orders", "inventory", "payment", "shipping", "readmodel"):
         print(f"  {name:<10} {1000 * cpu[name] / args.orders:7.3f}")

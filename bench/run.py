@@ -18,7 +18,6 @@ SHOPSITE_WORKERS says otherwise.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shopsite import databases  # noqa: E402
+from shopsite import config as settings_config  # noqa: E402
 from shopsite.supervisor import Stack, StackConfig, config_from_env  # noqa: E402
 
 ORDER = {"items": [{"sku": "SKU-1", "qty": 1}, {"sku": "SKU-2", "qty": 1}], "total": 12.5}
@@ -84,10 +83,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> int:
-    n_latency = int(os.environ.get("BENCH_LATENCY_ORDERS", "20"))
-    n_burst = int(os.environ.get("BENCH_BURST_ORDERS", "500"))
+    switches = settings_config.load()
+    n_latency, n_burst = switches.bench_latency_orders, switches.bench_burst_orders
     artifacts = ROOT / "test-artifacts" / f"bench-{int(time.time())}"
-    env_config = config_from_env(os.environ, ROOT)
+    env_config = config_from_env(base_dir=ROOT)
     config = StackConfig(base_dir=ROOT, var_dir=artifacts / "var", log_dir=artifacts / "logs", port=0,
                          kafka_bootstrap=env_config.kafka_bootstrap, force_embedded_redis=True,
                          worker_services=env_config.worker_services)
@@ -104,7 +103,7 @@ def main() -> int:
                 post_rate, e2e_rate = burst(client, n_burst)
                 print(f"burst of {n_burst} orders (8 HTTP clients):")
                 print(f"  accepted {post_rate:.0f} orders/s   completed (all SHIPPED) {e2e_rate:.0f} orders/s")
-            print(f"workers: {config.worker_services}; database: {databases.backend_name()}")
+            print(f"workers: {config.worker_services}; database: {switches.database_backend}")
     return 0
 
 

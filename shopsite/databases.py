@@ -3,14 +3,13 @@
 Same aliases and models on every backend; only the connection settings
 differ. See docs/architecture.md section 2 and the README's "Databases" section.
 
-Kept free of Django imports: the process supervisor (shopsite.stack) and the
-test runner read the backend choice before any settings exist.
+Kept free of Django imports: the process supervisor and the test runner use
+it before any settings exist. The choices themselves (SHOPSITE_DB,
+DATABASE_URL, MONGODB_URI) are read in shopsite/config.py and passed in.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,19 +23,8 @@ BACKENDS: tuple[str, ...] = (SQLITE, POSTGRES, MONGODB, MONGOMOCK)
 # Both run django-mongodb-backend; mongomock is the in-process test double (shopsite/testing/).
 MONGO_BACKENDS: frozenset[str] = frozenset({MONGODB, MONGOMOCK})
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/shopsite"
-DEFAULT_MONGODB_URI = "mongodb://127.0.0.1:27017/?replicaSet=rs0"
-
 # Seed: "Each microservice has its own MongoDB database", named after the service.
 MONGO_DATABASE_NAMES: dict[str, str] = {"default": "shopsite", **{alias: alias for alias in SERVICE_ALIASES}}
-
-
-def backend_name(environ: Mapping[str, str] = os.environ) -> str:
-    """The SHOPSITE_DB choice, validated: a typo must not silently fall back to SQLite."""
-    backend = (environ.get("SHOPSITE_DB") or SQLITE).strip().lower()
-    if backend not in BACKENDS:
-        raise ValueError(f"SHOPSITE_DB={backend!r} is not supported ({' | '.join(BACKENDS)})")
-    return backend
 
 
 def sqlite_databases(var_dir: Path) -> dict[str, dict[str, Any]]:
@@ -113,17 +101,14 @@ def redact(url: str) -> str:
     return url
 
 
-def database_url(environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-
-
-def configured_databases(var_dir: Path, environ: Mapping[str, str] = os.environ) -> dict[str, dict[str, Any]]:
-    backend = backend_name(environ)
+def configured_databases(backend: str, var_dir: Path, database_url: str,
+                         mongodb_uri: str) -> dict[str, dict[str, Any]]:
+    """DATABASES for `backend` (one of BACKENDS; shopsite/config.py validated it)."""
     if backend == SQLITE:
         return sqlite_databases(var_dir)
     if backend == POSTGRES:
-        return postgres_databases(database_url(environ))
+        return postgres_databases(database_url)
     if backend == MONGODB:
-        return mongo_databases(environ.get("MONGODB_URI") or DEFAULT_MONGODB_URI)
+        return mongo_databases(mongodb_uri)
     # In-process mongomock: same engine and names; the shim swaps the client underneath.
     return mongo_databases("mongodb://mongomock.invalid:27017")

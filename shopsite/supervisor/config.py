@@ -1,12 +1,12 @@
-"""The supervisor's configuration: the only module of the package that reads the environment.
+"""The supervisor's configuration: a StackConfig from the switches in shopsite/config.py.
 
 The supervisor is Django-free by design (it runs before any database exists,
 and tests import it without settings), so it cannot read django.conf.settings.
-It reads the few switches it needs here, with the same names and defaults
-as shopsite/settings.py where the two overlap (PORT, SHOPSITE_VAR_DIR,
-KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, SHOPSITE_DB), and hands the children an
-environment built from this snapshot; the children then read their settings
-in shopsite/settings.py as usual.
+It takes the switches it needs (PORT, SHOPSITE_VAR_DIR, KAFKA_BOOTSTRAP_SERVERS,
+REDIS_URL, SHOPSITE_DB, SHOPSITE_WORKERS, ...) from the same typed settings
+object the children's shopsite/settings.py builds on, so names and defaults
+are written once, and hands the children an environment built from a snapshot
+(shopsite.config.environment()).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shopsite import config as settings_config  # Django-free
 from shopsite import databases  # Django-free
 
 LOCALHOST = "127.0.0.1"
@@ -24,11 +25,6 @@ DEFAULT_WORKER_SERVICES = ["orders,inventory,payment,shipping,readmodel"]
 # SQLite: the services split over two processes, so both cores work and each
 # database file still has one writing consumer (measured: 22 -> 29 orders/s).
 SQLITE_WORKER_GROUPS = ["orders,inventory,readmodel", "payment,shipping"]
-
-
-def inherited_environment() -> dict[str, str]:
-    """A snapshot of this process's environment: the base every child's environment is built on."""
-    return dict(os.environ)
 
 
 def cores() -> int:
@@ -62,7 +58,8 @@ class StackConfig:
     kafka_bootstrap: str | None = None
     redis_url: str | None = None
     force_embedded_redis: bool = False
-    worker_services: list[str] = field(default_factory=lambda: default_worker_groups(os.environ))
+    worker_services: list[str] = field(
+        default_factory=lambda: default_worker_groups(settings_config.load().database_backend))
     # Web processes sharing one listening socket; 0 -> one per core.
     web_processes: int = 0
     log_dir: Path | None = None
@@ -77,7 +74,7 @@ class StackConfig:
     # the command line watches them from its main thread instead (see cli.py).
     watch_in_background: bool = True
     # What the children inherit; extra_env and the stack's own settings go on top.
-    environ: dict[str, str] = field(default_factory=inherited_environment)
+    environ: dict[str, str] = field(default_factory=settings_config.environment)
 
     def merged_environ(self) -> dict[str, str]:
         return {**self.environ, **self.extra_env}
@@ -87,7 +84,7 @@ class StackConfig:
         return self.web_processes if self.web_processes > 0 else cores()
 
 
-def default_worker_groups(environ: Mapping[str, str]) -> list[str]:
+def default_worker_groups(backend: str) -> list[str]:
     """Two worker processes either way, shaped by what the database allows.
 
     PostgreSQL: two processes running every service; row locks let consumers
@@ -95,7 +92,7 @@ def default_worker_groups(environ: Mapping[str, str]) -> list[str]:
     SQLite serialises writers per file, so a second consumer of the same
     service would only queue on its lock: there, the services are split.
     """
-    if databases.backend_name(environ) == databases.POSTGRES:
+    if backend == databases.POSTGRES:
         return list(DEFAULT_WORKER_SERVICES) * 2
     return list(SQLITE_WORKER_GROUPS)
 
@@ -115,12 +112,14 @@ def parse_workers(value: str | None, default: list[str] | None = None) -> list[s
 
 def config_from_env(environ: Mapping[str, str] | None = None, base_dir: Path | None = None,
                     service: str | None = None) -> StackConfig:
-    """`make run`'s configuration: PORT, SHOPSITE_WORKERS, SHOPSITE_WEB_PROCESSES, KAFKA_BOOTSTRAP_SERVERS, ..."""
-    environ = dict(os.environ if environ is None else environ)
+    """`make run`'s configuration: PORT, SHOPSITE_WORKERS, SHOPSITE_WEB_PROCESSES, KAFKA_BOOTSTRAP_SERVERS, ...
+
+    `environ` (default: this process's environment) is also what the children inherit.
+    """
+    environ = settings_config.environment() if environ is None else dict(environ)
+    switches = settings_config.from_environ(environ)
     base_dir = base_dir or Path(__file__).resolve().parent.parent.parent
-    var_dir = Path(environ.get("SHOPSITE_VAR_DIR") or base_dir / "var")
-    log_dir = environ.get("SHOPSITE_LOG_DIR")
-    service = service or environ.get("SHOPSITE_SERVICE") or None
+    service = service or switches.service or None
     if service is not None:
         from shopsite.services import BY_NAME  # Django-free table
 
@@ -128,17 +127,17 @@ def config_from_env(environ: Mapping[str, str] | None = None, base_dir: Path | N
             raise ValueError(f"unknown service {service!r}; known: {', '.join(BY_NAME)}")
         default_port, workers = BY_NAME[service].web_port, [service]
     else:
-        default_port, workers = DEFAULT_PORT, parse_workers(environ.get("SHOPSITE_WORKERS"),
-                                                            default_worker_groups(environ))
+        default_port, workers = DEFAULT_PORT, parse_workers(switches.workers,
+                                                            default_worker_groups(switches.database_backend))
     return StackConfig(
         base_dir=base_dir,
-        var_dir=var_dir,
-        port=int(environ.get("PORT") or default_port),
-        kafka_bootstrap=environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-        redis_url=environ.get("REDIS_URL") or None,
+        var_dir=switches.var_dir_in(base_dir),
+        port=default_port if switches.port is None else switches.port,
+        kafka_bootstrap=switches.kafka_bootstrap_servers,
+        redis_url=switches.redis_url,
         worker_services=workers,
-        web_processes=int(environ.get("SHOPSITE_WEB_PROCESSES") or 0),
-        log_dir=Path(log_dir) if log_dir else None,
+        web_processes=switches.web_processes,
+        log_dir=switches.log_dir,
         service=service,
         isolated_databases=False,  # make run keeps its data in DATABASE_URL's databases
         watch_in_background=False,

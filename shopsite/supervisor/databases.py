@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
-from shopsite import databases, pgadmin  # Django-free
+from shopsite import config, databases, pgadmin  # Django-free
 
 # Prefix of the databases a code-built stack creates (tests/run_backends.py sweeps leftovers).
 STACK_DATABASE_PREFIX = "test_shopsite_stack_"
@@ -24,8 +24,8 @@ _stack_numbers = itertools.count(1)
 
 class StackDatabases:
     def __init__(self, environ: Mapping[str, str], isolated: bool):
-        self.backend = databases.backend_name(environ)
-        self._environ = dict(environ)
+        self._switches = config.from_environ(environ)
+        self.backend = self._switches.database_backend
         self._isolated = isolated
         self.env: dict[str, str] = {}  # what the children's environment must override
         self.owned: list[str] = []  # dropped by drop()
@@ -39,7 +39,7 @@ class StackDatabases:
         if self.backend != databases.POSTGRES or not self._isolated:
             return
         if not self.env:
-            url = databases.database_url(self._environ)
+            url = self._switches.database_url
             base = f"{STACK_DATABASE_PREFIX}{os.getpid()}_{next(_stack_numbers)}"
             parts = urllib.parse.urlsplit(url)
             self.env = {"DATABASE_URL": urllib.parse.urlunsplit(parts._replace(path=f"/{base}"))}
@@ -54,8 +54,9 @@ class StackDatabases:
         self.owned = []
 
     def describe(self, env: Mapping[str, str], var_dir: Path) -> str:
+        switches = config.from_environ(env)
         if self.backend == databases.POSTGRES:
-            return f"postgres {databases.redact(databases.database_url(env))} (one database per service)"
+            return f"postgres {databases.redact(switches.database_url)} (one database per service)"
         if self.backend == databases.MONGODB:
-            return f"mongodb {databases.redact(env.get('MONGODB_URI') or databases.DEFAULT_MONGODB_URI)}"
+            return f"mongodb {databases.redact(switches.mongodb_uri)}"
         return f"sqlite files in {var_dir}"

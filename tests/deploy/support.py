@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import Counter, Gauge, Histogram
 
+from shopsite import config
 from shopsite.events import metrics
 from shopsite.ops import middleware
 
@@ -48,34 +48,11 @@ def promtool(*args: str, cwd: Path = DEPLOY / "prometheus") -> subprocess.Comple
     return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-# First-party code: where every environment variable the system honours is read. (Issue 13 moves
-# them all into shopsite/settings.py; scanning everything keeps this right before and after.)
-SOURCE_DIRS = ("shopsite", "orders", "inventory", "payment", "shipping", "readmodel")
-# Read by libraries, not by our code: prometheus-client (multi-process mode) and Django.
-LIBRARY_ENVIRONMENT = frozenset({"PROMETHEUS_MULTIPROC_DIR", "DJANGO_SETTINGS_MODULE"})
-
-
-def _is_environ(node: ast.expr) -> bool:
-    """`os.environ`, or a parameter standing for it (`environ`, `env`: databases.py, services.py)."""
-    if isinstance(node, ast.Attribute):
-        return node.attr == "environ"
-    return isinstance(node, ast.Name) and node.id in {"environ", "env"}
+# Read by a library, not through shopsite/config.py: Django (which settings module to load).
+LIBRARY_ENVIRONMENT = frozenset({"DJANGO_SETTINGS_MODULE"})
 
 
 def environment_names_read() -> set[str]:
-    """Names of the environment variables the code reads: os.environ.get / [...] / setdefault, getenv."""
-    names: set[str] = set(LIBRARY_ENVIRONMENT)
-    files = [ROOT / "manage.py", *(p for d in SOURCE_DIRS for p in (ROOT / d).rglob("*.py"))]
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            key: ast.expr | None = None
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                if node.func.attr in {"get", "setdefault", "pop"} and _is_environ(node.func.value):
-                    key = node.args[0]
-                elif node.func.attr == "getenv":
-                    key = node.args[0]
-            elif isinstance(node, ast.Subscript) and _is_environ(node.value):
-                key = node.slice
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                names.add(key.value)
-    return names
+    """Names of the environment variables the system honours: the fields of shopsite/config.py
+    (the only reader of os.environ, tests/unit/test_config.py), and what libraries read."""
+    return set(config.ENVIRONMENT_NAMES | LIBRARY_ENVIRONMENT)

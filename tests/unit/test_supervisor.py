@@ -36,12 +36,6 @@ def test_importable_without_django_configured() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_only_the_config_module_reads_the_environment() -> None:
-    package = ROOT / "shopsite" / "supervisor"
-    readers = sorted(p.name for p in package.glob("*.py") if "os.environ" in p.read_text() or "getenv" in p.read_text())
-    assert readers == ["config.py"]
-
-
 def test_free_port_is_bindable() -> None:
     port = free_port()
     assert 0 < port < 65536
@@ -99,7 +93,7 @@ def test_two_worker_processes_by_default_split_by_service_on_sqlite(tmp_path: Pa
     assert config_from_env({"SHOPSITE_DB": "postgres"}, base_dir=tmp_path).worker_services == [every, every]
     assert config_from_env({"SHOPSITE_DB": "postgres", "SHOPSITE_WORKERS": "orders"},
                            base_dir=tmp_path).worker_services == ["orders"]
-    with pytest.raises(ValueError, match="not supported"):
+    with pytest.raises(ValueError, match="SHOPSITE_DB=.postgresql.: not one of"):
         config_from_env({"SHOPSITE_DB": "postgresql"}, base_dir=tmp_path)  # a typo never means SQLite
 
 
