@@ -64,7 +64,7 @@ def _to(status: str) -> Callable[[Saga], list[Event]]:
 def readmodel_alone() -> Iterator[Stack]:
     base = artifacts("rebuild")
     yield from run_stack(StackConfig(base_dir=ROOT, var_dir=base / "var", log_dir=base / "logs", port=0,
-                                     force_embedded_redis=True, service="readmodel"), groups=[])
+                                     force_embedded_redis=True, service="readmodel"))
 
 
 def produce(bootstrap: str, events: list[Event], raw: list[tuple[str, str, bytes]] = ()) -> None:
