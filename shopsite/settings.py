@@ -141,6 +141,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2"))
+# Relay loops (one per served outbox in each worker) are woken after every commit
+# (shopsite/events/outbox_signal.py); this poll only covers a lost wake-up.
+OUTBOX_RELAY_POLL_SECONDS = float(os.environ.get("OUTBOX_RELAY_POLL_SECONDS", "1"))
+OUTBOX_RELAY_BATCH = int(os.environ.get("OUTBOX_RELAY_BATCH", "1000"))
 # Outbox tasks go to their service's queue (outbox.<service>), consumed only by
 # workers running that service: see shopsite/services.py task_queue.
 CELERY_TASK_ROUTES = ("shopsite.events.tasks.route_task",)

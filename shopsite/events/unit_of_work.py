@@ -18,7 +18,7 @@ from typing import Any, ContextManager
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 
-from shopsite.events import envelope
+from shopsite.events import envelope, outbox_signal
 from shopsite.events.envelope import Event
 from shopsite.events.models import OutboxMessage
 
@@ -28,6 +28,7 @@ class UnitOfWork:
         self.alias = alias
         self.emitted: list[Event] = []
         self._outbox_rows: list[OutboxMessage] = []
+        self._announced = False
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back).
@@ -72,6 +73,11 @@ class UnitOfWork:
             # bulk_create keeps list order, so ids (and publish order) follow emit order.
             OutboxMessage.objects.using(self.alias).bulk_create(self._outbox_rows)
             self._outbox_rows = []
+            if not self._announced:
+                # Publishing after commit: wake the outbox's relay loop (an Event or one Redis PUBLISH).
+                self._announced = True
+                alias = self.alias
+                self.on_commit(lambda: outbox_signal.announce(alias))
 
 
 def atomic(alias: str) -> ContextManager[Any]:
