@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -105,10 +105,10 @@ def _record(alias: str, service: str, rows: list[dict], outcome: _Outcome) -> No
     for row_id, error in outcome.parked.items():
         outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000], parked_at=now)
     topic_of = {r["id"]: r["topic"] for r in rows}
-    for row_id in outcome.acked:
-        metrics.EVENTS_PUBLISHED.labels(service, topic_of[row_id]).inc()
-    for row_id in outcome.failed:
-        metrics.PUBLISH_FAILURES.labels(service, topic_of[row_id]).inc()
+    for topic, count in Counter(topic_of[i] for i in outcome.acked).items():
+        metrics.EVENTS_PUBLISHED.labels(service, topic).inc(count)
+    for topic, count in Counter(topic_of[i] for i in outcome.failed).items():
+        metrics.PUBLISH_FAILURES.labels(service, topic).inc(count)
     for row_id, error in outcome.parked.items():
         metrics.OUTBOX_PARKED.labels(service, topic_of[row_id]).inc()
         log.error("outbox row parked: the broker can never take it", extra={
