@@ -12,7 +12,7 @@ Rows:
 - steady: BENCH_STEADY_RATE (100) orders/s for BENCH_STEADY_SECONDS (60): POST->SHIPPED percentiles;
 - direct: BENCH_DIRECT_ORDERS (20000) placed in bulk through the order service's code (event pipeline alone);
 - minimal pipeline: ../shared/bench/minimal_pipeline.py against the same broker, BENCH_MINIMAL_ORDERS (20000),
-  and the ratio of ours to it (skipped with a note when the file is not there).
+  and the ratio of ours to it (skipped with a note when the file is not there; BENCH_MINIMAL_PIPELINE=path).
 A count of 0 skips its row. The database follows SHOPSITE_DB like everything else.
 
     make bench
@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from shopsite import databases  # noqa: E402
 from shopsite.stack import Stack, StackConfig, config_from_env  # noqa: E402
 
-MINIMAL_PIPELINE = ROOT / ".." / "shared" / "bench" / "minimal_pipeline.py"
+# Next to the project (../shared/bench); BENCH_MINIMAL_PIPELINE names it elsewhere (e.g. from a git worktree).
+MINIMAL_PIPELINE = Path(os.environ.get("BENCH_MINIMAL_PIPELINE") or ROOT / ".." / "shared" / "bench" / "minimal_pipeline.py")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -46,22 +47,38 @@ def knob(name: str, default: float) -> float:
     return float(os.environ.get(f"BENCH_{name}", default))
 
 
-class MemorySampler:
-    """Peak of the summed RSS of the given processes and all their descendants, from /proc."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, roots: list[int], every: float = 0.2):
-        self.roots, self.every = roots, every
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (its threads included), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class MemorySampler:
+    """Peak of the summed RSS of the given processes and all their descendants, from /proc;
+    and the CPU each named process used while it ran."""
+
+    def __init__(self, roots: dict[str, int], every: float = 0.2):
+        self.named, self.roots, self.every = roots, list(roots.values()), every
         self.peak = 0
+        self.cpu: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> MemorySampler:
+        self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.named.items()}
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        self.cpu = {name: cpu_seconds(pid) - self._cpu0[name] for name, pid in self.named.items()}
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -154,7 +171,7 @@ def main() -> int:
         if burst_n > 0:
             subprocess.run([sys.executable, "manage.py", "loadgen", "--json", *base, "--orders", "1",
                             "--concurrency", "1"], cwd=ROOT, env=stack.env(), capture_output=True, timeout=120)
-            with MemorySampler([stack.pid(name) for name in stack.names()]) as memory:
+            with MemorySampler({name: stack.pid(name) for name in stack.names()}) as memory:
                 burst = loadgen(stack, *base, "--orders", str(burst_n), "--concurrency", str(clients))
             rows += [
                 (f"HTTP burst {burst_n} orders, {clients} clients: accepted POST/s", fmt(burst["accepted_per_s"])),
@@ -163,6 +180,9 @@ def main() -> int:
                  f"{fmt(burst['p50_ms'])} / {fmt(burst['p99_ms'])} ms"),
                 ("HTTP burst: peak RSS of all system processes", f"{memory.peak / 2**20:,.0f} MB"),
                 ("HTTP burst: failures", str(burst["failures"])),
+                ("HTTP burst: CPU ms per order, by process",
+                 ", ".join(f"{name} {cpu * 1000 / burst_n:.1f}" for name, cpu in sorted(memory.cpu.items())
+                           if cpu > 0) + f"; total {sum(memory.cpu.values()) * 1000 / burst_n:.1f}"),
             ]
         if seconds > 0 and rate > 0:
             steady = loadgen(stack, *base, "--orders", str(int(rate * seconds)), "--concurrency", "16",

@@ -144,6 +144,14 @@ def shared_producer() -> Producer:
     return producer
 
 
+def warm_producer(timeout: float = 5.0) -> None:
+    """Create the shared producer and connect it now, so the first outbox row does not pay for it."""
+    try:
+        shared_producer().list_topics(timeout=timeout)
+    except KafkaException as exc:  # the broker is not there yet: the relay connects when it is
+        kafka_log.warning("could not warm the producer: %s", exc, extra={"kafka_error": str(exc)})
+
+
 def producer_generation(producer: Producer) -> int | None:
     """The generation of `producer` if it is still the shared one (for report_producer_error)."""
     with _shared.lock:

@@ -50,12 +50,13 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         if not self.spec_option:
             return
         from shopsite.events.consumer import ServiceConsumer
-        from shopsite.events.kafka import ensure_topics
+        from shopsite.events.kafka import ensure_topics, warm_producer
         from shopsite.events.registry import consumer_specs
         from shopsite.services import parse_service_names
 
         services = parse_service_names(self.spec_option)
         ensure_topics()
+        warm_producer()
         for spec in consumer_specs(services):
             consumer = ServiceConsumer(spec, self.stop_event)
             thread = threading.Thread(target=self._guarded(consumer), name=f"consumer-{spec.name}", daemon=True)
