@@ -48,6 +48,9 @@ def base_config() -> dict[str, Any]:
     }
 
 
+DELIVERY_TIMEOUT_SECONDS = 10.0
+
+
 def producer_config() -> dict[str, Any]:
     return {
         **base_config(),
@@ -55,7 +58,9 @@ def producer_config() -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 2,
         "compression.type": "none",
-        "message.timeout.ms": 30000,
+        # A message not acknowledged within this fails (its row stays pending and is sent again);
+        # the relay waits this long at most, so copies of a row never pile up in the producer.
+        "message.timeout.ms": int(DELIVERY_TIMEOUT_SECONDS * 1000),
     }
 
 

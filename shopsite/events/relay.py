@@ -46,7 +46,7 @@ def pending(alias: str):  # -> QuerySet[OutboxMessage]
     return OutboxMessage.objects.using(alias).filter(dispatched=False, parked_at__isnull=True)
 
 
-def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float = 15.0) -> int:
+def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float | None = None) -> int:
     """Publish every pending row of `alias`; returns how many were acknowledged."""
     published = 0
     with _locks[alias]:
@@ -61,7 +61,7 @@ def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float = 15.0
     return published
 
 
-def drain(alias: str, *, batch_size: int = 500, timeout: float = 5.0) -> tuple[int, bool]:
+def drain(alias: str, *, batch_size: int = 500, timeout: float | None = None) -> tuple[int, bool]:
     """For a relay that already holds the outbox's claim: (acknowledged, False if a publish failed)."""
     with _locks[alias]:
         return _drain(alias, batch_size, timeout)
@@ -75,7 +75,7 @@ class _Outcome:
     unsent: bool = False  # the batch was cut short (producer broken): the rest stays pending untouched
 
 
-def _drain(alias: str, batch_size: int, timeout: float) -> tuple[int, bool]:
+def _drain(alias: str, batch_size: int, timeout: float | None) -> tuple[int, bool]:
     """Publish pending rows until none are left; (acknowledged, False if a publish failed)."""
     service = BY_ALIAS[alias].name
     published = 0
@@ -115,8 +115,16 @@ def _record(alias: str, service: str, rows: list[dict], outcome: _Outcome) -> No
             "db": alias, "outboxId": str(row_id), "topic": topic_of[row_id], "error": error[:300]})
 
 
-def _publish(rows: list[dict], timeout: float) -> _Outcome:
+def _publish(rows: list[dict], timeout: float | None) -> _Outcome:
+    """Produce the rows and wait for their delivery reports.
+
+    By default the wait lasts until librdkafka reported every message (it
+    does within message.timeout.ms): a row is never produced again while an
+    earlier copy may still be on its way, so an outage does not pile up copies.
+    """
     producer = kafka.shared_producer()
+    if timeout is None:
+        timeout = kafka.DELIVERY_TIMEOUT_SECONDS + 2.0
     outcome = _Outcome()
     acked: set[int] = set()
     outstanding = 0
