@@ -113,7 +113,8 @@ def issue_token(stack: Stack) -> str:
                           env=stack.env(), capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise RuntimeError(f"issue_ops_token failed: {proc.stderr}")
-    return proc.stdout.strip().splitlines()[-1].strip()
+    # stdout may also carry JSON log lines; the token is the last line that is not one.
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip() and not line.startswith("{")][-1]
 
 
 def loadgen(stack: Stack, *args: str) -> dict:
@@ -122,7 +123,17 @@ def loadgen(stack: Stack, *args: str) -> dict:
                           stdout=subprocess.PIPE, text=True, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"loadgen {' '.join(args)} failed ({proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _summary(proc.stdout)
+
+
+def _summary(stdout: str) -> dict:
+    """loadgen's summary: the last JSON line that is not a log line (log lines carry a "level")."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            parsed = json.loads(line)
+            if "accepted_per_s" in parsed:
+                return parsed
+    raise RuntimeError(f"no loadgen summary in its output: {stdout[-500:]!r}")
 
 
 def first_order_ms(stack: Stack, token: str) -> float:

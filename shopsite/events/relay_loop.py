@@ -66,6 +66,9 @@ class RelayLoop:
                 self._let_go()
                 connections[self.alias].close()  # a broken connection also lost the claim
                 complete = False
+            except Exception:  # noqa: BLE001 - a relay must outlive a surprise; the rows stay pending
+                log.error("relay round failed; retrying", exc_info=True, extra={"db": self.alias})
+                complete = False
             if final:
                 return
             if complete:
