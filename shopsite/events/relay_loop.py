@@ -89,6 +89,8 @@ class RelayLoop:
         if self.holding:
             outbox_signal.register(self.alias, self.wake)
             log.info("relay loop holds the outbox", extra={"db": self.alias})
+        else:
+            connections[self.alias].close()  # on stand-by: do not keep a database connection for nothing
         return self.holding
 
     def _let_go(self) -> None:
