@@ -14,7 +14,6 @@ from orders import lifecycle
 from orders.models import IdempotencyKey, Order
 from shopsite.events import topics
 from shopsite.events.schemas import OrderCreated
-from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import unit_of_work
 from shopsite.services import BY_NAME
 
@@ -65,10 +64,29 @@ def place_order(items: list[dict], total: object, idempotency_key: str | None = 
             if idempotency_key:
                 IdempotencyKey(key=idempotency_key, request_hash=digest, order_id=order_id,
                                created_at=now).save(using=ALIAS, force_insert=True)
-            uow.on_commit(lambda: publish_soon(ALIAS))
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its order.
         if idempotency_key and IdempotencyKey.objects.using(ALIAS).filter(key=idempotency_key).exists():
             return place_order(items, total, idempotency_key)
         raise
     return Placed(order, created=True)
+
+
+def place_orders(requests: list[tuple[list[dict], object]]) -> list[Order]:
+    """Create many orders and their OrderCreated events in one transaction (load generation, imports).
+
+    The same validation, event and document as place_order, written with
+    bulk inserts; no Idempotency-Key (a bulk caller has its own ids).
+    """
+    now = datetime.now(timezone.utc)
+    orders: list[Order] = []
+    with unit_of_work(ALIAS) as uow:
+        for items, total in requests:
+            order_id = str(uuid.uuid4())
+            request = OrderCreated.model_validate({"orderId": order_id, "items": items, "total": total})
+            event = uow.emit_new(topics.ORDER_CREATED, request, correlation_id=str(uuid.uuid4()), at=now)
+            orders.append(Order(order_id=order_id, items=[i.model_dump() for i in request.items],
+                                total=request.total, status=lifecycle.CREATED, history=[lifecycle.entry_for(event)],
+                                created_at=now, updated_at=now, correlation_id=event.correlation_id))
+        Order.objects.using(ALIAS).bulk_create(orders)
+    return orders

@@ -11,7 +11,6 @@ from __future__ import annotations
 from orders.models import Order
 from shopsite.events import topics
 from shopsite.events.envelope import Event
-from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import unit_of_work
 from shopsite.services import BY_NAME
 
@@ -25,7 +24,6 @@ def request(order: Order, event_type: str, payload: dict, operator: str) -> Even
         event = uow.emit_new(event_type, {"orderId": order.order_id, **payload},
                              correlation_id=order.correlation_id, causation_id=last,
                              headers={"operator": operator})
-        uow.on_commit(lambda: publish_soon(ALIAS))
     return event
 
 

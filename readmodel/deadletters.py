@@ -18,7 +18,6 @@ from readmodel.models import DeadLetter
 from shopsite.events.deadletter import MAX_RAW_CHARS, REPLAY_COUNT_HEADER
 from shopsite.events.envelope import Event, InvalidEvent, format_timestamp, from_wire
 from shopsite.events.schemas import DeadLetter as DeadLetterPayload
-from shopsite.events.tasks import publish_soon
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
 from shopsite.services import BY_NAME
 
@@ -113,7 +112,6 @@ def replay(letter_id: str, corrected: dict[str, Any] | None = None) -> Event:
         uow.emit(event)
         row.status, row.replay_count, row.replayed_at = DeadLetter.REPLAYED, count, datetime.now(timezone.utc)
         row.save(using=ALIAS, update_fields=["status", "replay_count", "replayed_at"])
-        uow.on_commit(lambda: publish_soon(ALIAS))
     return event
 
 

@@ -131,6 +131,11 @@ class Config:
     outbox_sweep_seconds: float = setting(
         "OUTBOX_SWEEP_SECONDS", 2.0, "how often beat sweeps each outbox for rows the after-commit publish missed",
         minimum=0.1)
+    outbox_relay_poll_seconds: float = setting(
+        "OUTBOX_RELAY_POLL_SECONDS", 1.0, "how often a relay loop looks for rows when no commit woke it "
+        "(a lost wake-up)", minimum=0.01)
+    outbox_relay_batch: int = setting(
+        "OUTBOX_RELAY_BATCH", 1000, "outbox rows a relay publishes and marks per round", minimum=1)
     outbox_retention_hours: float = setting(
         "OUTBOX_RETENTION_HOURS", 72.0, "dispatched outbox rows older than this (since dispatch) are purged; "
         "undispatched rows never are", minimum=0)
@@ -200,10 +205,20 @@ class Config:
     sse_db_threads: int = setting("SSE_DB_THREADS", 8, "threads for the streams' database reads", minimum=1)
 
     # --- make bench ------------------------------------------------------------------
-    bench_latency_orders: int = setting(
-        "BENCH_LATENCY_ORDERS", 20, "`make bench`: orders timed one by one", minimum=1)
     bench_burst_orders: int = setting(
-        "BENCH_BURST_ORDERS", 500, "`make bench`: orders in the burst; 0 skips it", minimum=0)
+        "BENCH_BURST_ORDERS", 2000, "`make bench`: orders in the HTTP burst; 0 skips it", minimum=0)
+    bench_clients: int = setting("BENCH_CLIENTS", 32, "`make bench`: concurrent HTTP clients in the burst", minimum=1)
+    bench_direct_orders: int = setting(
+        "BENCH_DIRECT_ORDERS", 20000, "`make bench`: orders placed in bulk without HTTP; 0 skips it", minimum=0)
+    bench_steady_rate: float = setting("BENCH_STEADY_RATE", 100.0, "`make bench`: orders/s offered in the steady run",
+                                       minimum=0)
+    bench_steady_seconds: float = setting("BENCH_STEADY_SECONDS", 60.0, "`make bench`: length of the steady run; "
+                                          "0 skips it", minimum=0)
+    bench_minimal_orders: int = setting(
+        "BENCH_MINIMAL_ORDERS", 20000, "`make bench`: orders through the minimal pipeline; 0 skips it", minimum=0)
+    bench_minimal_pipeline: str | None = setting(
+        "BENCH_MINIMAL_PIPELINE", None, "`make bench`: path of the minimal pipeline; unset: "
+        "../shared/bench/minimal_pipeline.py next to the project")
 
     # --- derived values: one place for the fallbacks -----------------------------------
     def kafka_bootstrap(self) -> str:

@@ -216,6 +216,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 OUTBOX_SWEEP_SECONDS = CONFIG.outbox_sweep_seconds
+# Relay loops (one per served outbox in each worker) are woken after every commit
+# (shopsite/events/outbox_signal.py); this poll only covers a lost wake-up.
+OUTBOX_RELAY_POLL_SECONDS = CONFIG.outbox_relay_poll_seconds
+OUTBOX_RELAY_BATCH = CONFIG.outbox_relay_batch
 # Outbox tasks go to their service's queue (outbox.<service>), consumed only by
 # workers running that service: see shopsite/services.py task_queue.
 CELERY_TASK_ROUTES = ("shopsite.events.tasks.route_task",)

@@ -32,7 +32,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import connections
 
-from shopsite.events import deadletter, metrics, relay, topics
+from shopsite.events import deadletter, metrics, topics
 from shopsite.events.envelope import Event, InvalidEvent, decode
 from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
                                    new_consumer)
@@ -486,8 +486,6 @@ class ServiceConsumer:
                     continue
                 self._commit(consumer, batch)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
-                if emitted:
-                    relay.dispatch_pending(self.spec.service.alias)
         finally:
             ready.forget()
             try:

@@ -48,6 +48,9 @@ def base_config() -> dict[str, Any]:
     }
 
 
+DELIVERY_TIMEOUT_SECONDS = 10.0
+
+
 def producer_config() -> dict[str, Any]:
     return {
         **base_config(),
@@ -55,7 +58,9 @@ def producer_config() -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 2,
         "compression.type": "none",
-        "message.timeout.ms": 30000,
+        # A message not acknowledged within this fails (its row stays pending and is sent again);
+        # the relay waits this long at most, so copies of a row never pile up in the producer.
+        "message.timeout.ms": int(DELIVERY_TIMEOUT_SECONDS * 1000),
     }
 
 
@@ -74,24 +79,137 @@ def consumer_config(group_id: str) -> dict[str, Any]:
     }
 
 
-_producer: Producer | None = None
-_producer_lock = threading.Lock()
+# Errors after which an idempotent producer can send nothing more (librdkafka raises
+# a fatal error; a broker that lost its state answers PRODUCER_FENCED or forgets
+# the producer id). The only cure is a new producer (a new producer id).
+FATAL_PRODUCER_ERRORS = frozenset({KafkaError._FATAL, KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                   KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.UNKNOWN_PRODUCER_ID,
+                                   KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                   KafkaError.INVALID_PRODUCER_ID_MAPPING, KafkaError._GAPLESS_GUARANTEE})
+# Errors a message will get however often it is sent (too large, rejected as invalid).
+PERMANENT_MESSAGE_ERRORS = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
+                                      KafkaError.RECORD_LIST_TOO_LARGE, KafkaError._INVALID_ARG,
+                                      KafkaError.INVALID_MSG})
+
+
+def is_fatal(err: KafkaError) -> bool:
+    return err.fatal() or err.code() in FATAL_PRODUCER_ERRORS
+
+
+def is_permanent(err: KafkaError) -> bool:
+    return not is_fatal(err) and err.code() in PERMANENT_MESSAGE_ERRORS
+
+
+class _SharedProducer:
+    """The process's producer, and whether it reported a fatal error (then the next user gets a new one)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.producer: Producer | None = None
+        self.broken: KafkaError | None = None
+        self.generation = 0
+
+    def watch(self, generation: int):
+        def on_error(err: KafkaError) -> None:
+            _log_client_error(err)
+            if is_fatal(err):
+                self.report_fatal(generation, err)
+
+        return on_error
+
+    def report_fatal(self, generation: int, err: KafkaError) -> None:
+        # Only the producer that failed is condemned: a late error of a replaced one must not condemn its successor.
+        with self.lock:
+            if generation == self.generation and self.broken is None:
+                self.broken = err
+
+
+_shared = _SharedProducer()
 
 
 def shared_producer() -> Producer:
-    """One producer per process: librdkafka producers are thread-safe and costly to create."""
-    global _producer
-    with _producer_lock:
-        if _producer is None:
-            _producer = Producer(producer_config())
-        return _producer
+    """One producer per process (librdkafka producers are thread-safe and costly to create).
+
+    A producer that reported a fatal error is replaced here: its undelivered
+    messages fail, so their outbox rows stay pending and the new producer sends them.
+    """
+    from shopsite.events import metrics
+
+    with _shared.lock:
+        old, broken = _shared.producer, _shared.broken
+        if old is None or broken is not None:
+            _shared.generation += 1
+            _shared.broken = None
+            _shared.producer = Producer({**producer_config(), "error_cb": _shared.watch(_shared.generation)})
+        producer = _shared.producer
+    if broken is not None:
+        log.warning("replaced the Kafka producer after a fatal error", extra={"kafka_error": str(broken)})
+        metrics.PRODUCERS_REPLACED.inc()
+        _discard(old)
+    return producer
+
+
+def warm_producer(timeout: float = 5.0) -> None:
+    """Create the shared producer and connect it now, so the first outbox row does not pay for it."""
+    try:
+        shared_producer().list_topics(timeout=timeout)
+    except KafkaException as exc:  # the broker is not there yet: the relay connects when it is
+        kafka_log.warning("could not warm the producer: %s", exc, extra={"kafka_error": str(exc)})
+
+
+def producer_generation(producer: Producer) -> int | None:
+    """The generation of `producer` if it is still the shared one (for report_producer_error)."""
+    with _shared.lock:
+        return _shared.generation if _shared.producer is producer else None
+
+
+def report_producer_error(producer: Producer, err: KafkaError) -> None:
+    """A delivery report or produce() said `err`; a fatal one condemns this producer."""
+    if is_fatal(err):
+        generation = producer_generation(producer)
+        if generation is not None:
+            _shared.report_fatal(generation, err)
+
+
+def report_producer_stalled(producer: Producer) -> None:
+    """Messages got no delivery report in time. If the broker answers, the producer itself is wedged: condemn it.
+
+    Seen with a broker restarted empty: the idempotent producer's id is
+    unknown to it, and librdkafka bumps its epoch and retries for ever
+    ("Unknown Producer Id", DrainBump -> Assigned) without a fatal error;
+    its messages only time out. A new producer gets a new id. While the broker
+    is unreachable a new producer would not help, so the old one is kept.
+    """
+    generation = producer_generation(producer)
+    if generation is None:
+        return
+    try:
+        producer.list_topics(timeout=2.0)
+    except KafkaException:
+        return
+    _shared.report_fatal(generation, KafkaError(KafkaError._TIMED_OUT,
+                                                "no delivery reports although the broker answers"))
+
+
+def producer_broken(producer: Producer) -> bool:
+    with _shared.lock:
+        return _shared.producer is producer and _shared.broken is not None
+
+
+def _discard(producer: Producer | None) -> None:
+    if producer is None:
+        return
+    try:
+        producer.purge()  # what it still holds fails now; those rows stay pending in the outbox
+        producer.flush(0)
+    except Exception:  # noqa: BLE001 - a broken client may refuse even this; it is dropped anyway
+        kafka_log.warning("could not purge a discarded producer", exc_info=True)
 
 
 def close_shared_producer(timeout: float = 10.0) -> int:
     """Flush what is in flight; returns how many messages are still undelivered."""
-    global _producer
-    with _producer_lock:
-        producer, _producer = _producer, None
+    with _shared.lock:
+        producer, _shared.producer, _shared.broken = _shared.producer, None, None
     return producer.flush(timeout) if producer is not None else 0
 
 

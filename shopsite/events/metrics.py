@@ -39,6 +39,14 @@ EVENTS_PUBLISHED = Counter(
 PUBLISH_FAILURES = Counter(
     "shopsite_publish_failures_total", "Outbox rows the broker did not acknowledge.", ["service", "topic"]
 )
+OUTBOX_PARKED = Counter(
+    "shopsite_outbox_parked_total",
+    "Outbox rows set aside because the broker can never take them (e.g. too large); see the admin.",
+    ["service", "topic"],
+)
+PRODUCERS_REPLACED = Counter(
+    "shopsite_kafka_producers_replaced_total", "Kafka producers replaced after a fatal error (e.g. fenced)."
+)
 ILLEGAL_TRANSITIONS = Counter(
     "shopsite_illegal_transitions_total",
     "Events recorded in history that the order state machine did not apply.",

@@ -63,6 +63,9 @@ class OutboxMessage(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True, db_column="dispatchedAt")
     attempts = models.IntegerField(default=0)
     last_error = models.TextField(blank=True, default="", db_column="lastError")
+    # Set when the broker can never take the row (too large, invalid): the relay
+    # leaves it aside, visibly, so the rows after it keep flowing. dispatched stays False.
+    parked_at = models.DateTimeField(null=True, blank=True, db_column="parkedAt")
 
     class Meta:
         db_table = "outbox"
@@ -70,7 +73,11 @@ class OutboxMessage(models.Model):
         indexes = [models.Index(fields=["dispatched", "id"], name="outbox_pending_idx")]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.key} ({'sent' if self.dispatched else 'pending'})"
+        return f"{self.type} {self.key} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        return "sent" if self.dispatched else "parked" if self.parked_at else "pending"
 
 
 def service_proxies(app_label: str) -> tuple[type[OutboxMessage], type[ProcessedEvent]]:

@@ -3,6 +3,15 @@
 A row is marked dispatched only after the broker acknowledged it. A crash
 between the ack and the mark republishes the row later: a duplicate, which
 consumers drop through processed_events, never a loss.
+
+A row the broker can never take (too large, invalid) is parked: it keeps
+dispatched=False, gets parked_at and the error, is counted in a metric and
+shown in the admin, and the rows after it flow. A producer that reported a
+fatal error (fenced after a broker restart) is replaced by the next
+kafka.shared_producer() call; the rows it did not deliver stay pending.
+
+The long-lived relay loop (relay_loop.py) calls drain(); beat's sweep and
+tests call dispatch_pending().
 """
 
 from __future__ import annotations
@@ -11,10 +20,11 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from django.db.models import F
 
 from shopsite.events import kafka, metrics, relay_lock
@@ -27,11 +37,16 @@ log = logging.getLogger(__name__)
 # would only publish the same rows twice. Across processes: relay_lock.
 _locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 # Rounds a relay holding the cross-process claim makes for rows that others left to it;
-# bounded so a consumer thread is never kept relaying for ever (the sweep backs it up).
+# bounded so a caller is never kept relaying for ever (the relay loop and the sweep back it up).
 MAX_ROUNDS = 10
 
 
-def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float = 15.0) -> int:
+def pending(alias: str):  # -> QuerySet[OutboxMessage]
+    """Rows still to publish: not dispatched and not parked."""
+    return OutboxMessage.objects.using(alias).filter(dispatched=False, parked_at__isnull=True)
+
+
+def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float | None = None) -> int:
     """Publish every pending row of `alias`; returns how many were acknowledged."""
     published = 0
     with _locks[alias]:
@@ -41,55 +56,78 @@ def dispatch_pending(alias: str, *, batch_size: int = 500, timeout: float = 15.0
                     break  # another process is relaying this outbox and looks again when it lets go
                 count, complete = _drain(alias, batch_size, timeout)
                 published += count
-            if not (claim.exclusive and complete and _has_pending(alias)):
+            if not (claim.exclusive and complete and pending(alias).exists()):
                 break
     return published
 
 
-def _has_pending(alias: str) -> bool:
-    return OutboxMessage.objects.using(alias).filter(dispatched=False).exists()
+def drain(alias: str, *, batch_size: int = 500, timeout: float | None = None) -> tuple[int, bool]:
+    """For a relay that already holds the outbox's claim: (acknowledged, False if a publish failed)."""
+    with _locks[alias]:
+        return _drain(alias, batch_size, timeout)
 
 
-def _drain(alias: str, batch_size: int, timeout: float) -> tuple[int, bool]:
+@dataclass
+class _Outcome:
+    acked: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # transient: stays pending, tried again
+    parked: dict[int, str] = field(default_factory=dict)  # permanent: set aside
+    unsent: bool = False  # the batch was cut short (producer broken): the rest stays pending untouched
+
+
+def _drain(alias: str, batch_size: int, timeout: float | None) -> tuple[int, bool]:
     """Publish pending rows until none are left; (acknowledged, False if a publish failed)."""
     service = BY_ALIAS[alias].name
     published = 0
     while True:
-        rows = list(
-            OutboxMessage.objects.using(alias)
-            .filter(dispatched=False)
-            .order_by("id")
-            .values("id", "topic", "key", "payload")[:batch_size]
-        )
+        rows = list(pending(alias).order_by("id").values("id", "topic", "key", "payload")[:batch_size])
         if not rows:
             return published, True
-        acked, failed = _publish(rows, timeout)
-        now = datetime.now(timezone.utc)
-        if acked:
-            OutboxMessage.objects.using(alias).filter(id__in=list(acked)).update(dispatched=True, dispatched_at=now)
-        for row_id, error in failed.items():
-            OutboxMessage.objects.using(alias).filter(id=row_id).update(
-                attempts=F("attempts") + 1, last_error=error[:2000]
-            )
-        topic_of = {r["id"]: r["topic"] for r in rows}
-        for row_id in acked:
-            metrics.EVENTS_PUBLISHED.labels(service, topic_of[row_id]).inc()
-        for row_id in failed:
-            metrics.PUBLISH_FAILURES.labels(service, topic_of[row_id]).inc()
-        published += len(acked)
-        if failed:
-            log.warning("outbox publish failed", extra={"db": alias, "failed": len(failed),
-                                                        "error": next(iter(failed.values()))[:300]})
+        outcome = _publish(rows, timeout)
+        _record(alias, service, rows, outcome)
+        published += len(outcome.acked)
+        if outcome.failed or outcome.unsent:
+            if outcome.failed:
+                log.warning("outbox publish failed", extra={"db": alias, "failed": len(outcome.failed),
+                                                            "error": next(iter(outcome.failed.values()))[:300]})
             return published, False
         if len(rows) < batch_size:
             return published, True
 
 
-def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]]:
+def _record(alias: str, service: str, rows: list[dict], outcome: _Outcome) -> None:
+    now = datetime.now(timezone.utc)
+    outbox = OutboxMessage.objects.using(alias)
+    if outcome.acked:
+        outbox.filter(id__in=outcome.acked).update(dispatched=True, dispatched_at=now)
+    for row_id, error in outcome.failed.items():
+        outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
+    for row_id, error in outcome.parked.items():
+        outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000], parked_at=now)
+    topic_of = {r["id"]: r["topic"] for r in rows}
+    for topic, count in Counter(topic_of[i] for i in outcome.acked).items():
+        metrics.EVENTS_PUBLISHED.labels(service, topic).inc(count)
+    for topic, count in Counter(topic_of[i] for i in outcome.failed).items():
+        metrics.PUBLISH_FAILURES.labels(service, topic).inc(count)
+    for row_id, error in outcome.parked.items():
+        metrics.OUTBOX_PARKED.labels(service, topic_of[row_id]).inc()
+        log.error("outbox row parked: the broker can never take it", extra={
+            "db": alias, "outboxId": str(row_id), "topic": topic_of[row_id], "error": error[:300]})
+
+
+def _publish(rows: list[dict], timeout: float | None) -> _Outcome:
+    """Produce the rows and wait for their delivery reports.
+
+    By default the wait lasts until librdkafka reported every message (it
+    does within message.timeout.ms): a row is never produced again while an
+    earlier copy may still be on its way, so an outage does not pile up copies.
+    """
     producer = kafka.shared_producer()
+    if timeout is None:
+        timeout = kafka.DELIVERY_TIMEOUT_SECONDS + 2.0
+    outcome = _Outcome()
     acked: set[int] = set()
-    failed: dict[int, str] = {}
-    outstanding = len(rows)
+    outstanding = 0
     missing_topic = threading.Event()
 
     def report(row_id: int):
@@ -97,8 +135,11 @@ def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]
             nonlocal outstanding
             if err is None:
                 acked.add(row_id)
+            elif kafka.is_permanent(err):
+                outcome.parked[row_id] = str(err)
             else:
-                failed[row_id] = str(err)
+                outcome.failed[row_id] = str(err)
+                kafka.report_producer_error(producer, err)
                 if err.code() in kafka.MISSING_TOPIC_ERRORS:
                     missing_topic.set()
             outstanding -= 1
@@ -106,29 +147,54 @@ def _publish(rows: list[dict], timeout: float) -> tuple[set[int], dict[int, str]
         return on_delivery
 
     deadline = time.monotonic() + timeout
+    produced: list[int] = []
     for row in rows:
         value = json.dumps(row["payload"], separators=(",", ":")).encode()
-        while True:
-            try:
-                producer.produce(row["topic"], key=row["key"].encode(), value=value, on_delivery=report(row["id"]))
-                break
-            except BufferError:
-                producer.poll(0.05)  # local queue full: let deliveries drain
-        producer.poll(0)
-    while outstanding > 0 and time.monotonic() < deadline:
-        producer.poll(0.01)
-    for row in rows:
-        if row["id"] not in acked and row["id"] not in failed:
-            failed[row["id"]] = "no delivery report before timeout"
+        try:
+            _produce(producer, row, value, report(row["id"]))
+        except KafkaException as exc:
+            err = exc.args[0]
+            if kafka.is_permanent(err):
+                outcome.parked[row["id"]] = str(err)
+                continue
+            kafka.report_producer_error(producer, err)
+            outcome.unsent = True  # broken producer: leave this row and the rest for its successor
+            break
+        outstanding += 1
+        produced.append(row["id"])
+    while outstanding > 0 and time.monotonic() < deadline and not kafka.producer_broken(producer):
+        producer.poll(min(0.05, max(0.0, deadline - time.monotonic())))
+    producer.poll(0)
+    # Keep creation order in what is marked: rows answered later than the wait are "failed", still pending.
+    stalled = False
+    for row_id in produced:
+        if row_id in acked:
+            outcome.acked.append(row_id)
+        elif row_id not in outcome.failed and row_id not in outcome.parked:
+            outcome.failed[row_id] = "no delivery report before timeout"
+            stalled = True
+        elif "_MSG_TIMED_OUT" in outcome.failed.get(row_id, ""):
+            stalled = True
+    if stalled:
+        kafka.report_producer_stalled(producer)
     if missing_topic.is_set():
-        kafka.ensure_topics_soon()  # the rows stay pending; the next sweep publishes them
-    return acked, failed
+        kafka.ensure_topics_soon()  # the rows stay pending; the next round publishes them
+    return outcome
+
+
+def _produce(producer, row: dict, value: bytes, on_delivery) -> None:  # noqa: ANN001 - confluent types
+    while True:
+        try:
+            producer.produce(row["topic"], key=row["key"].encode(), value=value, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)  # local queue full: let deliveries drain
 
 
 def backlog(alias: str) -> tuple[int, float]:
-    """(undispatched rows, age in seconds of the oldest) for metrics and health."""
-    pending = OutboxMessage.objects.using(alias).filter(dispatched=False)
-    count = pending.count()
-    oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+    """(pending rows, age in seconds of the oldest) for metrics and health; parked rows are not backlog."""
+    rows = pending(alias)
+    count = rows.count()
+    oldest = rows.order_by("id").values_list("created_at", flat=True).first()
     age = (datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0.0
     return count, age

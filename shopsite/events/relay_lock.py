@@ -1,5 +1,8 @@
 """One relay per outbox across processes, where the database can say so (PostgreSQL).
 
+The relay loops (relay_loop.py) hold the claim for as long as they run
+(try_hold); beat's sweep takes it per round (claim) and steps aside while a loop holds it.
+
 With several worker processes (the default on PostgreSQL) each one's
 consumers, Celery tasks and sweep relay the same outboxes. Two relays of one
 outbox publish the same rows twice: consumers drop the duplicates, but
@@ -47,3 +50,26 @@ def claim(alias: str) -> Iterator[Claim]:
         if held:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [_key(alias)])
+
+
+def try_hold(alias: str) -> bool:
+    """For a long-lived relay loop: take the claim on this thread's connection and keep it.
+
+    Held until release() or until the connection closes (the process died,
+    the database restarted): PostgreSQL then lets another process's loop take
+    over. True where there is no cross-process lock (SQLite, MongoDB).
+    """
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_key(alias)])
+        return bool(cursor.fetchone()[0])
+
+
+def release(alias: str) -> None:
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [_key(alias)])

@@ -1,21 +1,22 @@
-"""Celery tasks for the outbox: publish-now after a commit, and the periodic sweep.
+"""The outbox's periodic sweep, a safety net behind the relay loops.
 
-Both take the service's database alias and are routed to that service's
-queue (route_task), so only a worker running that service handles them.
+Publishing after a commit is not a task: the commit wakes the relay loop
+(outbox_signal, relay_loop). The sweep takes the service's database alias
+and is routed to that service's queue (route_task), so only a worker
+running that service handles it.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import shared_task
 
-from shopsite.events import metrics, relay
+from shopsite.events import metrics, outbox_signal, relay
 from shopsite.jsonlog import log_context
 from shopsite.services import BY_ALIAS, task_queue
 
-_PER_SERVICE_TASKS = frozenset({"shopsite.events.tasks.dispatch_outbox", "shopsite.events.tasks.sweep_outbox"})
+_PER_SERVICE_TASKS = frozenset({"shopsite.events.tasks.sweep_outbox"})
 
 
 def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> dict[str, str] | None:
@@ -27,23 +28,12 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
     return None
 
 
-@shared_task(name="shopsite.events.tasks.dispatch_outbox", ignore_result=True)
-def dispatch_outbox(alias: str) -> int:
-    with log_context(service=BY_ALIAS[alias].name):
-        return relay.dispatch_pending(alias)
-
-
 def publish_soon(alias: str) -> None:
-    """After a commit: ask a worker to publish `alias`'s outbox now.
+    """Wake `alias`'s relay now (for rows written outside a unit of work, e.g. the admin).
 
-    If Redis is down the rows are still safe in the outbox and the periodic
-    sweep publishes them, so a failure here is logged, not raised.
+    A unit of work that wrote outbox rows does this itself on commit.
     """
-    try:
-        dispatch_outbox.delay(alias)
-    except Exception:
-        logging.getLogger(__name__).warning("could not enqueue outbox dispatch", exc_info=True,
-                                            extra={"db": alias})
+    outbox_signal.announce(alias)
 
 
 @shared_task(name="shopsite.events.tasks.sweep_outbox", ignore_result=True)
@@ -55,7 +45,11 @@ def sweep_outbox(alias: str) -> int:
     """
     name = BY_ALIAS[alias].name
     with log_context(service=name):
-        published = relay.dispatch_pending(alias)
+        if outbox_signal.relayed_here(alias):
+            outbox_signal.announce(alias)  # this process's loop relays it: a nudge is enough
+            published = 0
+        else:
+            published = relay.dispatch_pending(alias)
         count, age = relay.backlog(alias)
     metrics.OUTBOX_BACKLOG.labels(name).set(count)
     metrics.OUTBOX_OLDEST_AGE.labels(name).set(age)

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import Model
 
-from shopsite.events import bulk_sql, envelope
+from shopsite.events import bulk_sql, envelope, outbox_signal
 from shopsite.events.envelope import Event
 from shopsite.events.models import OutboxMessage
 
@@ -29,6 +29,7 @@ class UnitOfWork:
         self.alias = alias
         self.emitted: list[Event] = []
         self._outbox_rows: list[OutboxMessage] = []
+        self._announced = False
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back).
@@ -106,6 +107,11 @@ class UnitOfWork:
             # Inserted in list order, so ids (and publish order) follow emit order.
             self.insert_rows(self._outbox_rows)
             self._outbox_rows = []
+            if not self._announced:
+                # Publishing after commit: wake the outbox's relay loop (an Event or one Redis PUBLISH).
+                self._announced = True
+                alias = self.alias
+                self.on_commit(lambda: outbox_signal.announce(alias))
 
 
 def atomic(alias: str) -> ContextManager[Any]:

@@ -1,9 +1,11 @@
-"""A Celery worker bootstep that runs the chosen services' Kafka consumers.
+"""A Celery worker bootstep that runs the chosen services' Kafka consumers and outbox relays.
 
 Each service consumer gets one thread: a partition's messages are handled
-in order by exactly one loop, never fanned out to concurrent tasks. The
+in order by exactly one loop, never fanned out to concurrent tasks. Each
+served outbox gets one relay loop thread (relay_loop.py), woken after every
+commit, plus one listener thread for wake-ups sent from other processes. The
 step stops the loops on worker shutdown (SIGTERM/SIGINT): the current batch
-finishes, commits, and the producer is flushed.
+finishes and commits, the relays publish what it emitted, and the producer is flushed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         self.spec_option = services or ""
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.relays: list[Any] = []
+        self.relay_threads: list[threading.Thread] = []
+        self.relay_stop = threading.Event()
         self._consume_service_queues(parent)
 
     def _consume_service_queues(self, parent: Any) -> None:
@@ -45,18 +50,48 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         if not self.spec_option:
             return
         from shopsite.events.consumer import ServiceConsumer
-        from shopsite.events.kafka import ensure_topics
+        from shopsite.events.kafka import ensure_topics, warm_producer
         from shopsite.events.registry import consumer_specs
         from shopsite.services import parse_service_names
 
         services = parse_service_names(self.spec_option)
         ensure_topics()
+        warm_producer()
         for spec in consumer_specs(services):
             consumer = ServiceConsumer(spec, self.stop_event)
             thread = threading.Thread(target=self._guarded(consumer), name=f"consumer-{spec.name}", daemon=True)
             thread.start()
             self.threads.append(thread)
+        self._start_relays([s.alias for s in services])
         log.info("service consumers running", extra={"services": [s.name for s in services]})
+
+    def _start_relays(self, aliases: list[str]) -> None:
+        from shopsite.events.outbox_signal import Listener
+        from shopsite.events.relay_loop import RelayLoop
+
+        for alias in dict.fromkeys(aliases):
+            loop = RelayLoop(alias)
+            thread = threading.Thread(target=self._guarded_relay(loop), name=f"relay-{alias}", daemon=True)
+            thread.start()
+            self.relays.append(loop)
+            self.relay_threads.append(thread)
+        listener = Listener(aliases, self.relay_stop)
+        thread = threading.Thread(target=listener.run, name="outbox-wakeups", daemon=True)
+        thread.start()
+        self.relay_threads.append(thread)
+
+    def _guarded_relay(self, loop: Any):
+        def run() -> None:
+            try:
+                loop.run()
+            except Exception:
+                # Same as a consumer: a silent dead relay would leave its outbox to the sweep alone.
+                log.critical("relay loop crashed; stopping worker", exc_info=True, extra={"db": loop.alias})
+                import signal
+
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        return run
 
     def _guarded(self, consumer: Any):
         def run() -> None:
@@ -81,7 +116,13 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=30)
-        alive = [t.name for t in self.threads if t.is_alive()]
+        # After the consumers: each relay publishes what the last batches emitted, then lets go.
+        for loop in self.relays:
+            loop.stop()
+        self.relay_stop.set()
+        for thread in self.relay_threads:
+            thread.join(timeout=20)
+        alive = [t.name for t in [*self.threads, *self.relay_threads] if t.is_alive()]
         undelivered = close_shared_producer()
         log.info("service consumers stopped", extra={"undelivered": undelivered, "stillRunning": alive})
 

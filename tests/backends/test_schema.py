@@ -31,7 +31,7 @@ SEED_FIELDS = {
 # Our documented additions (README, "Databases"): the dashboard's list fields and the relay's retry bookkeeping.
 EXTENSIONS = {
     "orders_projection": {"correlationId", "items", "total"},
-    "outbox": {"attempts", "lastError"},
+    "outbox": {"attempts", "lastError", "parkedAt"},
 }
 WHERE = {"orders": "order_service", "orders_projection": "read_model_service"}
 

@@ -11,16 +11,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def broker() -> str:
-    """A real Kafka-protocol broker (embedded tansu) for this test session; stopped by PID afterwards."""
+def infrastructure() -> Stack:
+    """A real Kafka-protocol broker (embedded tansu) and redis-server for this test session; stopped by PID afterwards."""
     artifacts = ROOT / "test-artifacts" / f"integration-{int(time.time())}"
     stack = Stack(StackConfig(base_dir=ROOT, var_dir=artifacts / "var", log_dir=artifacts / "logs",
                               force_embedded_redis=True))
     stack.start_infrastructure()
     try:
-        yield stack.kafka_bootstrap
+        yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(infrastructure: Stack) -> str:
+    return infrastructure.kafka_bootstrap
 
 
 @pytest.fixture

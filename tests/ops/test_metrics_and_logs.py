@@ -14,6 +14,8 @@ SERVICES = {"orders", "inventory", "payment", "shipping", "readmodel"}
 
 def test_metrics_after_one_order_come_from_every_process(ops_stack: Stack) -> None:
     with client(ops_stack) as http:
+        # The stack is shared: an earlier test (the broker outage) may have counted failures of its own.
+        failures_before = value(scrape(http), "shopsite_publish_failures_total")
         order = place_order(http, "SKU-3", qty=2, total=20)
         wait_all_shipped(ops_stack, [order["orderId"]], timeout=60)
 
@@ -41,7 +43,7 @@ def test_metrics_after_one_order_come_from_every_process(ops_stack: Stack) -> No
     assert not any(order["orderId"] in r for r in routes), routes
     assert value(families, "shopsite_outbox_oldest_age_seconds", service="orders") == 0
     assert value(families, "shopsite_consumer_last_poll_timestamp_seconds", service="payment") > 0
-    assert value(families, "shopsite_publish_failures_total") == 0
+    assert value(families, "shopsite_publish_failures_total") == failures_before
 
     # One metrics file per process that wrote metrics: a web process and both workers.
     pids = {int(p.stem.rsplit("_", 1)[1]) for p in ops_stack.prometheus_dir.glob("*.db")}

@@ -39,7 +39,7 @@ def test_the_order_service_alone_serves_its_endpoints_and_not_the_others(orders_
                      "/api/ops/dlq", "/", "/admin/"]:
             assert http.get(path).status_code == 404, path
 
-        # Its own worker took the dispatch task from its own queue and published the event.
+        # Its own worker's relay loop (woken over Redis by the web process) published the event.
         families = wait_for(lambda: (f := scrape(http)) and value(
             f, "shopsite_events_published_total", service="orders", topic="order.OrderCreated.v1") >= 1 and f,
             30, "the order service to publish OrderCreated")

@@ -66,7 +66,7 @@ def test_json_lines_carry_block_context_and_request_bindings() -> None:
 
 
 def test_outbox_tasks_go_to_their_services_queue() -> None:
-    assert route_task("shopsite.events.tasks.dispatch_outbox", ["payment_service"], {}, {}) == {
+    assert route_task("shopsite.events.tasks.sweep_outbox", ["payment_service"], {}, {}) == {
         "queue": "outbox.payment"}
     assert route_task("shopsite.events.tasks.sweep_outbox", [], {"alias": "order_service"}, {}) == {
         "queue": task_queue(BY_NAME["orders"])}
