@@ -90,7 +90,9 @@ def leftover_stack_databases(env: dict[str, str], pytest_pid: int) -> list[str]:
 
 
 def run(backend: str, marker: str | None, pytest_args: list[str]) -> Outcome:
-    env = {**os.environ, "SHOPSITE_DB": backend}
+    # The test settings (pytest.ini names them) must win over the DJANGO_SETTINGS_MODULE that
+    # importing shopsite above set in this process's environment (shopsite/celery.py's setdefault).
+    env = {**os.environ, "SHOPSITE_DB": backend, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     print(f"\n{'=' * 30} SHOPSITE_DB={backend} {'=' * 30}", flush=True)
     started = time.monotonic()
     if backend == databases.POSTGRES and (problem := postgres_problem(env)):
