@@ -36,7 +36,8 @@ import httpx
 import psycopg
 
 from shopsite import databases
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from shopsite.stack import Stack, StackConfig
 
 # One line per request would bury a failing case's output.

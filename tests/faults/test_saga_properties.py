@@ -42,7 +42,8 @@ from orders import commands, operations
 from orders.models import Order
 from payment.models import Payment, PaymentSimulator
 from shipping.models import Shipment, ShippingSimulator
-from shopsite.events import lifecycle, topics
+from orders import lifecycle
+from shopsite.events import topics
 from shopsite.events.consumer import BatchProcessor, RetryPolicy
 from shopsite.events.models import OutboxMessage
 from shopsite.events.registry import consumer_specs
