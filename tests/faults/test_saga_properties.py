@@ -36,13 +36,12 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from inventory import stock as inventory_stock
+from inventory import application as inventory_application
 from inventory.models import Reservation, Stock
-from orders import commands, operations
+from orders import commands, lifecycle, operations
 from orders.models import Order
 from payment.models import Payment, PaymentSimulator
 from shipping.models import Shipment, ShippingSimulator
-from orders import lifecycle
 from shopsite.events import topics
 from shopsite.events.consumer import BatchProcessor, RetryPolicy
 from shopsite.events.models import OutboxMessage
@@ -132,7 +131,7 @@ class Saga(RuleBasedStateMachine):
     @rule(sku=st.sampled_from(SKUS), available=st.integers(0, 5))
     def restock(self, sku: str, available: int) -> None:
         before = Stock.objects.using(INVENTORY).get(sku=sku).available
-        inventory_stock.set_available(sku, available)
+        inventory_application.set_available(sku, available)
         self.put_in[sku] += available - before
 
     @rule(decline_above=st.sampled_from([None, Decimal("10"), Decimal("100")]), failure_rate=st.sampled_from([0.0, 1.0]))
