@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from shopsite.bodylimit import BodyLimit
 
 pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")

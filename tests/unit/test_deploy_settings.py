@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from shopsite import secret_key
 
 pytestmark = pytest.mark.backends("sqlite")

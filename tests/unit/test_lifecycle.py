@@ -2,6 +2,7 @@ import itertools
 from datetime import timedelta
 
 import pytest
+
 from orders import lifecycle
 from orders.lifecycle import causal_order, entry_for, fold, insert_entry
 from shopsite.events import topics

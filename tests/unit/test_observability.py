@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+
 from shopsite.events import lag
 from shopsite.events.tasks import route_task
 from shopsite.jsonlog import JsonFormatter, RepeatThrottle, bind, log_context, request_scope

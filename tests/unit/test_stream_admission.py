@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from shopsite.ops.stream_admission import Admission
 
 pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")

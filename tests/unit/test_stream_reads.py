@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from readmodel.streams import in_reader_thread
 
 pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
