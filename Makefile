@@ -23,7 +23,7 @@ $(STAMP): requirements.txt | $(PY)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# promtool checks and unit-tests the alert rules under deploy/prometheus (tests/deploy):
+# promtool checks and unit-tests the alert rules under deploy/prometheus (tests/unit/deploy):
 # Debian's prometheus package, installed once when missing.
 promtool:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
@@ -33,17 +33,18 @@ run: $(STAMP)
 	SHOPSITE_GENERATE_SECRET_KEY=1 $(PY) -m shopsite.supervisor
 
 # Every database backend, one pytest run each (tests/run_backends.py):
-# SQLite (whole suite), PostgreSQL and MongoDB via mongomock (backend suite).
+# SQLite, PostgreSQL and MongoDB via mongomock; each test module declares its backends.
 # SHOPSITE_TEST_BACKENDS=sqlite limits it; PYTEST_ARGS go to every run.
 test: $(STAMP) browser promtool
 	$(PY) tests/run_backends.py $(PYTEST_ARGS)
 
-# The whole fault suite on real processes (tests/faults): kill -9 of each process kind
+# The whole fault suite (marker `faults`: tests/system/faults on real processes, and the
+# in-process Hypothesis saga test tests/service/test_saga_properties.py): kill -9 of each process kind
 # in 2,000-order bursts, broker/Redis/database outages, duplicate storm, poison, and the
 # Hypothesis saga test. `make test` runs its fast part (300-order bursts). Figures:
 # test-artifacts/faults.md. SHOPSITE_DB=postgres runs it on PostgreSQL.
 faults: $(STAMP)
-	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.conf import settings
 
-from shopsite.databases import ALL_ALIASES, MONGO_BACKENDS
+from shopsite.databases import ALL_ALIASES, BACKENDS, MONGO_BACKENDS
 
-TESTS = Path(__file__).resolve().parent
-
-# What `make test` runs on every database backend (tests/run_backends.py selects
-# `-m backends`): the handler, outbox, idempotency and projection tests, the
-# relay against a real broker, the backend tests, and the e2e happy path.
-BACKEND_SUITES = ("handlers", "unit", "backends", "integration/test_relay.py")
-BACKEND_E2E_KEYWORD = "happy"
+# Tests live by layer: unit/ (pure logic), service/ (one service or the runtime on a real
+# database), integration/ (a real broker, in-process otherwise), system/ (real processes).
+# Every test module says which database backends it runs on, e.g.
+#     pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+# and a test may narrow that with its own @pytest.mark.backends(...) (the closest wins).
+# Items whose backends leave out SHOPSITE_DB are deselected, never skipped; a module that
+# declares nothing is a collection error, so no test is silently left out of a backend.
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -33,11 +31,15 @@ def all_dbs(db, django_db_blocker):  # noqa: ARG001 - `db` enables DB access
     return ALL_ALIASES
 
 
-def _in_backend_suite(item: pytest.Item) -> bool:
-    relative = Path(str(item.path)).resolve().relative_to(TESTS).as_posix()
-    if any(relative == suite or relative.startswith(f"{suite}/") for suite in BACKEND_SUITES):
-        return True
-    return relative.startswith("e2e/") and BACKEND_E2E_KEYWORD in item.name
+def _declared_backends(item: pytest.Item) -> tuple[str, ...]:
+    marker = item.get_closest_marker("backends")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(f"{item.nodeid}: its module declares no backends "
+                                f"(pytestmark = pytest.mark.backends(...); see tests/conftest.py)")
+    unknown = set(marker.args) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"{item.nodeid}: unknown backends {sorted(unknown)}; known: {list(BACKENDS)}")
+    return marker.args
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,13 +47,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     on_mongo = backend in MONGO_BACKENDS
     selected, deselected = [], []
     for item in items:
-        only = item.get_closest_marker("backend")
-        if only is not None and backend not in only.args:
+        if backend not in _declared_backends(item):
             deselected.append(item)  # reported as deselected: visible, never a silent skip
             continue
         selected.append(item)
-        if _in_backend_suite(item):
-            item.add_marker(pytest.mark.backends)
         # Tests marked django_db get every service database, since services never share one.
         # On MongoDB tests cannot run inside a rolled-back transaction, so pytest-django
         # empties the databases after each test; serialized_rollback puts the migrations'

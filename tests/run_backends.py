@@ -6,11 +6,14 @@
 One pytest process per backend, one after another (the machine has two
 cores and the e2e stack is heavy):
 
-* sqlite     everything (unit, handlers, backends, integration, e2e, supervisor)
-* postgres   `-m backends`: handlers, unit, backends, the relay against a real
-             broker, and the e2e happy path (tests/conftest.py says which)
-* mongomock  the same without e2e: one in-process fake server cannot be shared
-             by the stack's processes
+* every backend runs the whole suite (tests/unit, service, integration, system);
+  each test module declares the backends it runs on (pytestmark =
+  pytest.mark.backends(...)) and tests/conftest.py deselects the rest. Today:
+* sqlite     everything
+* postgres   unit, service (incl. the PostgreSQL-only concurrency tests), the
+             relay against a real broker, and the system's happy path
+* mongomock  unit, service and the relay: one in-process fake server cannot be
+             shared by the system's processes
 
 A backend that cannot run fails the whole run, loudly: no skipped backend
 hides in a green result. Exits non-zero if any run failed; the last line is
@@ -35,12 +38,13 @@ from shopsite.supervisor import STACK_DATABASE_PREFIX  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 
-# backend -> pytest marker expression (None: the whole suite). The full-size fault
-# cases (marked slow) are `make faults`, not `make test`.
+# backend -> pytest marker expression. The full-size fault cases (marked slow) are
+# `make faults`, not `make test`; so is the fault suite on PostgreSQL (it declares
+# PostgreSQL for `SHOPSITE_DB=postgres make faults`).
 RUNS: dict[str, str | None] = {
     databases.SQLITE: "not slow",
-    databases.POSTGRES: "backends",
-    databases.MONGOMOCK: "backends and not e2e",
+    databases.POSTGRES: "not slow and not faults",
+    databases.MONGOMOCK: "not slow",
 }
 
 

@@ -14,7 +14,7 @@ from shopsite.events.consumer import ConsumerSpec, MustPause, ServiceConsumer
 from shopsite.events.kafka import new_consumer, producer_config
 from shopsite.services import BY_NAME
 
-pytestmark = [pytest.mark.kafka]
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.kafka]
 
 PAUSE_SECONDS = 40.0
 

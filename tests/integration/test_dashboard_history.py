@@ -14,6 +14,8 @@ import redis
 
 from shopsite.dashboard import pulse
 
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -13,7 +13,7 @@ from shopsite.events.models import OutboxMessage
 from shopsite.events.unit_of_work import unit_of_work
 from tests.factories import Saga
 
-pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
+pytestmark = [pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock"), pytest.mark.django_db, pytest.mark.kafka]
 
 
 def read_topics(bootstrap: str, names: list[str], want: int, key: str, timeout: float = 30.0) -> list:
@@ -84,7 +84,7 @@ def test_when_the_broker_does_not_acknowledge_rows_stay_pending(settings):
         kafka.close_shared_producer(timeout=0)
 
 
-@pytest.mark.backend("postgres")
+@pytest.mark.backends("postgres")
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_relays_of_one_outbox_in_two_processes_publish_each_row_once(kafka_settings, monkeypatch):
     """Two worker processes relay the same outboxes; the advisory claim keeps them from publishing rows twice."""

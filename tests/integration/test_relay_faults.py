@@ -20,7 +20,7 @@ from shopsite.stack import Stack, StackConfig
 from tests.factories import Saga
 from tests.integration.test_relay import read_topics
 
-pytestmark = [pytest.mark.django_db, pytest.mark.kafka]
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.django_db, pytest.mark.kafka]
 
 ROOT = Path(__file__).resolve().parents[2]
 ALIAS = "read_model_service"

@@ -19,7 +19,8 @@ from shopsite.events.relay_loop import RelayLoop
 from shopsite.events.unit_of_work import unit_of_work
 from tests.factories import Saga
 
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.kafka]
+pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.django_db(transaction=True, serialized_rollback=True),
+              pytest.mark.kafka]
 
 ALIAS = "read_model_service"
 NEVER = 3600.0  # the loop's own poll: only a wake-up can make it publish within a test

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from shopsite.bodylimit import BodyLimit
+
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
 
 
 class RecordingApp:

@@ -14,6 +14,8 @@ from shopsite.dashboard.charts import lane_of, step_of, window_minutes
 from shopsite.dashboard.series import Window
 from shopsite.events import topics
 
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+
 NS = {"s": "http://www.w3.org/2000/svg"}
 NOW = datetime(2026, 11, 24, 10, 30, 20, tzinfo=timezone.utc)
 

@@ -14,6 +14,8 @@ import pytest
 from shopsite import config
 from shopsite.config import Config, ConfigError, from_environ
 
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Project code: everything but the tests (which build environments for the processes they start).

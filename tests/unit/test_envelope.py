@@ -7,6 +7,8 @@ from shopsite.events import topics
 from shopsite.events.envelope import InvalidEvent, decode, new_event
 from tests.factories import Saga, wire
 
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+
 
 def test_round_trip_keeps_every_envelope_field():
     event = Saga(total=19.99).created()

@@ -1,10 +1,14 @@
 import itertools
 from datetime import timedelta
 
+import pytest
+
 from orders import lifecycle
 from orders.lifecycle import causal_order, entry_for, fold, insert_entry
 from shopsite.events import topics
 from tests.factories import Saga
+
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
 
 
 def entries(events):

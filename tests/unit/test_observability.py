@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from shopsite.events import lag
 from shopsite.events.tasks import route_task
 from shopsite.jsonlog import JsonFormatter, RepeatThrottle, bind, log_context, request_scope
 from shopsite.services import BY_NAME, served_services, task_queue
+
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
 
 
 def test_partition_lag_is_unknown_until_librdkafka_knows_both_offsets() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from shopsite.api import catalogue
 from shopsite.api.views import document
 from shopsite.services import SERVICES
+
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
 
 NOT_JSON_API = {"/metrics", "/api/schema", "/api/docs"}
 

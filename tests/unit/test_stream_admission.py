@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from shopsite.ops.stream_admission import Admission
+
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
 
 
 def test_without_redis_the_caps_hold_in_the_process(settings) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from readmodel.streams import in_reader_thread
+
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
 
 
 def test_stream_reads_run_side_by_side_on_their_own_threads():

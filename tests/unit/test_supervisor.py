@@ -15,6 +15,8 @@ from shopsite.supervisor import resolve_redis, restarts, sockets
 from shopsite.supervisor import stack as stackmod
 from shopsite.supervisor.databases import StackDatabases
 
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 

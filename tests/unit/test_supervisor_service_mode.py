@@ -8,6 +8,8 @@ import pytest
 
 from shopsite.supervisor import Stack, StackConfig, config_from_env
 
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+
 
 def test_a_service_alone_gets_its_seed_port_one_worker_and_its_own_runtime_files(tmp_path: Path) -> None:
     cfg = config_from_env({"SHOPSITE_WORKERS": "orders;payment"}, base_dir=tmp_path, service="payment")

@@ -10,6 +10,8 @@ from pymongo import errors as mongo
 
 from shopsite.transient_errors import is_transient
 
+pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
+
 
 def wrapped(driver_error: BaseException, django_class=django.db.OperationalError) -> BaseException:
     """As Django raises it: its own class, the driver's error as the cause."""
