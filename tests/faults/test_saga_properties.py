@@ -146,14 +146,20 @@ class Saga(RuleBasedStateMachine):
     @rule(data=st.data(), step=st.sampled_from(["inventory", "payment", "shipping"]))
     def retry(self, data: st.DataObject, step: str) -> None:
         order = Order.objects.using(ORDERS).get(pk=data.draw(st.sampled_from(self.orders)))
-        operations.request_retry(order, step, "hypothesis")
+        try:
+            operations.request_retry(order, step, "hypothesis")
+        except operations.Refused:
+            return  # the order service keeps payment retries and releases apart: a legitimate answer
         self._route()
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), action=st.sampled_from(["releaseInventory", "refundPayment"]))
     def compensate(self, data: st.DataObject, action: str) -> None:
         order = Order.objects.using(ORDERS).get(pk=data.draw(st.sampled_from(self.orders)))
-        operations.request_compensation(order, action, "hypothesis")
+        try:
+            operations.request_compensation(order, action, "hypothesis")
+        except operations.Refused:
+            return  # e.g. a release while a payment retry is outstanding: a legitimate answer
         self._route()
 
     # ---- the broker, as random as Kafka allows --------------------------------------
@@ -249,7 +255,7 @@ class Saga(RuleBasedStateMachine):
             return
         held: dict[str, int] = defaultdict(int)
         for status, items in Reservation.objects.using(INVENTORY).values_list("status", "items"):
-            if status in (Reservation.RESERVED, Reservation.SHIPPED):
+            if status in (Reservation.RESERVED, Reservation.ALLOCATED, Reservation.SHIPPED):
                 for line in items:
                     held[line["sku"]] += line["qty"]
         for row in Stock.objects.using(INVENTORY).filter(sku__in=SKUS):
@@ -310,8 +316,5 @@ def test_random_interleavings_keep_the_saga_invariants(_quiet_logs: None) -> Non
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=True, reason=(
-    "release-vs-ship race still open: a releaseInventory that reaches inventory before the PaymentAuthorized "
-    "that shipping already shipped on is accepted (shipped and RELEASED, oversold)."))
 def test_random_interleavings_with_compensations_keep_the_saga_invariants(_quiet_logs: None) -> None:
     _run(Saga)
