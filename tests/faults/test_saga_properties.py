@@ -303,7 +303,9 @@ def _run(machine: type[Saga]) -> None:
     shrink = os.environ.get("FAULTS_HYPOTHESIS_SHRINK") == "1"
     run_state_machine_as_test(machine, settings=settings(
         max_examples=int(os.environ.get("FAULTS_HYPOTHESIS_EXAMPLES", "25")), stateful_step_count=40,
-        deadline=None, derandomize=True, database=None,
+        # Derandomised (the same examples every run) unless FAULTS_HYPOTHESIS_RANDOM=1, which lets
+        # --hypothesis-seed=N explore other interleavings.
+        deadline=None, derandomize=os.environ.get("FAULTS_HYPOTHESIS_RANDOM") != "1", database=None,
         # Shrinking a failure costs minutes (each step is several database transactions), so it is
         # opt-in (FAULTS_HYPOTHESIS_SHRINK=1); "explain" traces every line of Django: never.
         phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])],
