@@ -10,7 +10,10 @@ a payment retry and a stock release are kept apart (docs/architecture.md
 section 10, rule 6): each request locks the order row and is recorded in
 its history in the same transaction, so the next request sees it. A
 release is refused while a payment retry may still authorise (and ship)
-the order; a payment retry is refused once a release was asked for.
+the order, a payment retry once a release was asked for; likewise a
+refund while shipping may be shipping the order (a shipping retry
+outstanding, or no shipping outcome yet), a shipping retry once a refund
+was asked for.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ ALIAS = "order_service"
 # A release is considered only where no shipment can be on its way: the payment failed
 # (and no retry is allowed after the release), or it was refunded (shipping cancels).
 RELEASABLE_STATUSES = frozenset({lifecycle.PAYMENT_FAILED, lifecycle.REFUNDED})
+# A refund is sent only where shipping cannot be shipping the order right now: it failed
+# (and no shipping retry is allowed after the refund), or it shipped (a refund after
+# delivery), or it was refunded already (payment answers "already refunded").
+REFUNDABLE_STATUSES = frozenset({lifecycle.SHIPPING_FAILED, lifecycle.SHIPPED, lifecycle.REFUNDED})
 
 
 class Refused(Exception):
@@ -63,31 +70,42 @@ def _record(order: Order, event: Event, uow: UnitOfWork) -> None:
 
 
 def _check(order: Order, event_type: str, payload: dict[str, Any]) -> None:
-    if event_type == topics.RETRY_REQUESTED and payload.get("step") == "payment":
-        if settings.AUTO_COMPENSATION:
-            raise Refused("payment retry refused: automatic compensation is on, a failed payment is final "
-                          "(its stock is released)")
-        if _release_requests(order.history):
+    """Refuse a request that could race one already sent (the order row is locked)."""
+    if event_type == topics.RETRY_REQUESTED:
+        step = payload.get("step")
+        if step in ("payment", "shipping") and settings.AUTO_COMPENSATION:
+            raise Refused(f"{step} retry refused: automatic compensation is on, a failed {step} is final "
+                          f"(the order is being compensated)")
+        if step == "payment" and _requests(order.history, "action", "releaseInventory"):
             raise Refused("payment retry refused: a release of the order's stock was requested")
-    elif event_type == topics.COMPENSATION_REQUESTED and payload.get("action") == "releaseInventory":
-        if _outstanding_payment_retries(order.history):
+        if step == "shipping" and _requests(order.history, "action", "refundPayment"):
+            raise Refused("shipping retry refused: a refund of the order's payment was requested")
+    elif payload.get("action") == "releaseInventory":
+        if _outstanding_retries(order.history, "payment"):
             raise Refused("release refused: a payment retry is still outstanding (it may authorise and ship "
                           "the order); wait for its outcome")
         if order.status not in RELEASABLE_STATUSES:
             raise Refused(f"release refused: the order is {order.status}; stock is released only after the "
                           f"payment failed or was refunded (refund the payment first)")
+    elif payload.get("action") == "refundPayment":
+        if _outstanding_retries(order.history, "shipping"):
+            raise Refused("refund refused: a shipping retry is still outstanding (it may ship the order); "
+                          "wait for its outcome")
+        if order.status not in REFUNDABLE_STATUSES:
+            raise Refused(f"refund refused: the order is {order.status}; a payment is refunded only once "
+                          f"shipping failed or the order shipped (it may be shipping now)")
 
 
-def _release_requests(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in history if e["type"] == topics.COMPENSATION_REQUESTED
-            and (e.get("details") or {}).get("action") == "releaseInventory"]
+def _requests(history: list[dict[str, Any]], field: str, value: str) -> list[dict[str, Any]]:
+    """Operator requests in the history whose step or action is `value`."""
+    kinds = (topics.RETRY_REQUESTED, topics.COMPENSATION_REQUESTED)
+    return [e for e in history if e["type"] in kinds and (e.get("details") or {}).get(field) == value]
 
 
-def _outstanding_payment_retries(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Payment retries without an answer yet (PaymentAuthorized / PaymentFailed / RequestRefused caused by them)."""
+def _outstanding_retries(history: list[dict[str, Any]], step: str) -> list[dict[str, Any]]:
+    """Retries of `step` without an answer yet (the step's outcome or a RequestRefused, caused by the retry)."""
     answered = {e.get("causationId") for e in history}
-    return [e for e in history if e["type"] == topics.RETRY_REQUESTED
-            and (e.get("details") or {}).get("step") == "payment" and e["eventId"] not in answered]
+    return [e for e in _requests(history, "step", step) if e["eventId"] not in answered]
 
 
 def request_retry(order: Order, step: str, operator: str) -> Event:

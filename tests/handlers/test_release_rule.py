@@ -213,3 +213,28 @@ def test_a_payment_retry_is_refused_with_automatic_compensation(settings):
     settings.AUTO_COMPENSATION = True
     with pytest.raises(operations.Refused, match="automatic compensation"):
         operations.request_retry(placed_order(lifecycle.PAYMENT_FAILED), "payment", "op")
+
+
+@pytest.mark.parametrize("status", [lifecycle.CREATED, lifecycle.INVENTORY_RESERVED, lifecycle.PAYMENT_AUTHORIZED,
+                                    lifecycle.PAYMENT_FAILED])
+def test_a_refund_is_refused_while_shipping_may_be_shipping_the_order(status):
+    """Refunded while PaymentAuthorized is on its way to shipping: shipped after the refund."""
+    with pytest.raises(operations.Refused, match=f"the order is {status}"):
+        operations.request_compensation(placed_order(status), "refundPayment", "op")
+
+
+def test_a_refund_is_refused_while_a_shipping_retry_is_outstanding_and_a_retry_after_a_refund():
+    order = placed_order(lifecycle.SHIPPING_FAILED)
+    operations.request_retry(order, "shipping", "op")
+    with pytest.raises(operations.Refused, match="shipping retry is still outstanding"):
+        operations.request_compensation(order, "refundPayment", "op")
+    other = placed_order(lifecycle.SHIPPING_FAILED)
+    assert operations.request_compensation(other, "refundPayment", "op").type == topics.COMPENSATION_REQUESTED
+    with pytest.raises(operations.Refused, match="refund of the order's payment was requested"):
+        operations.request_retry(other, "shipping", "op")
+
+
+def test_a_shipping_retry_is_refused_with_automatic_compensation(settings):
+    settings.AUTO_COMPENSATION = True
+    with pytest.raises(operations.Refused, match="automatic compensation"):
+        operations.request_retry(placed_order(lifecycle.SHIPPING_FAILED), "shipping", "op")
