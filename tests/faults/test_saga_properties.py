@@ -8,7 +8,8 @@ order, different topics do not - and the rules deliver the heads of random
 queues, deliver a batch from several queues at once, or deliver an event
 again (at-least-once). Between deliveries the rules place orders, change
 stock, switch the payment and shipping simulators and ask for retries and
-compensations as an operator would.
+compensations as an operator would (the order service may refuse one that
+would race another: a legitimate outcome).
 
 Invariants checked after every step: stock never negative and conserved
 (available + reserved = what was put in; reserved = what reservations
