@@ -1,4 +1,10 @@
-"""Inventory: reserve all lines or none; release exactly what was reserved, once."""
+"""Inventory: reserve all lines or none; release exactly what was reserved, once.
+
+Released only once shipping has cancelled the order (ShipmentCancelled):
+shipping ships on PaymentAuthorized without asking inventory, so its
+cancellation is the only fact that says the units will never leave
+(docs/architecture.md section 10, rule 6).
+"""
 
 from __future__ import annotations
 
@@ -75,33 +81,52 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
             _reserve(reservation, ledger, uow, event, now)
             changed[reservation.order_id] = reservation
         elif event.type == topics.PAYMENT_AUTHORIZED:
-            # The reserved units are promised to shipping from now on: no release while it may
-            # ship them (shipping ships on PaymentAuthorized without asking inventory).
+            # The reserved units are promised to shipping from now on (shipping ships on
+            # PaymentAuthorized without asking inventory); a release still waits for shipping's
+            # cancellation, as for any reservation.
             promised = held.get(event.order_id)
-            if promised is not None and promised.status == Reservation.RESERVED and not promised.payment_refunded:
+            if promised is not None and promised.status == Reservation.RESERVED:
                 promised.status, promised.updated_at = Reservation.ALLOCATED, now
                 changed[promised.order_id] = promised
         elif event.type == topics.ORDER_SHIPPED:
             # Shipped goods are no longer ours to release.
             shipped = held.get(event.order_id)
-            if shipped is not None and shipped.status in (Reservation.RESERVED, Reservation.ALLOCATED):
+            if shipped is not None and shipped.status in RELEASABLE:
                 shipped.status, shipped.updated_at = Reservation.SHIPPED, now
+                if shipped.release_requested_by:
+                    _refuse_waiting_release(shipped, uow, "release refused: the order has shipped")
                 changed[shipped.order_id] = shipped
         else:
             raise ValueError(f"inventory's batch handler got {event.type}")
     ledger.save(now)
     uow.insert_rows([r for oid, r in changed.items() if oid not in existing])
     updated = [r for oid, r in changed.items() if oid in existing]
-    uow.update_rows(updated, ["status", "reason", "updated_at"])
+    uow.update_rows(updated, ["status", "reason", "release_requested_by", "updated_at"])
 
 
-def _release(reservation: Reservation, uow: UnitOfWork, cause: Event) -> None:
+# What a release can give back: units still in the warehouse (reserved, or promised to shipping).
+RELEASABLE = (Reservation.RESERVED, Reservation.ALLOCATED)
+
+
+def _release(reservation: Reservation, uow: UnitOfWork, cause: Event | None = None,
+             causation_id: str | None = None) -> None:
     reservations.release(uow, reservation.items)
     reservation.status = Reservation.RELEASED
+    reservation.release_requested_by = ""
     reservation.updated_at = datetime.now(timezone.utc)
     reservation.save(using=uow.alias)
     uow.emit_new(topics.INVENTORY_RELEASED,
-                 {"orderId": reservation.order_id, "releasedItems": reservation.items}, cause=cause)
+                 {"orderId": reservation.order_id, "releasedItems": reservation.items}, cause=cause,
+                 correlation_id=reservation.correlation_id, causation_id=causation_id)
+
+
+def _refuse_waiting_release(reservation: Reservation, uow: UnitOfWork, reason: str) -> None:
+    """Answer the release request that waited for shipping (the caller saves the reservation)."""
+    request_id, reservation.release_requested_by = reservation.release_requested_by, ""
+    uow.emit_new(topics.REQUEST_REFUSED,
+                 {"orderId": reservation.order_id, "request": "compensation", "action": "releaseInventory",
+                  "reason": reason, "requestEventId": request_id},
+                 correlation_id=reservation.correlation_id, causation_id=request_id)
 
 
 def _locked(uow: UnitOfWork, order_id: str) -> Reservation | None:
@@ -120,47 +145,48 @@ def on_retry_requested(event: Event, uow: UnitOfWork) -> None:
 
 
 def on_compensation_requested(event: Event, uow: UnitOfWork) -> None:
+    """releaseInventory: give the units back once shipping has said it will never ship the order.
+
+    Shipping answers the same request with ShipmentCancelled (or has shipped:
+    OrderShipped). Until one of them arrives the request waits on the
+    reservation; topics are not ordered, so either may come first.
+    """
     if not requests.is_compensation(event, "releaseInventory"):
         return
     reservation = _locked(uow, event.order_id)
-    if reservation is None or reservation.status != Reservation.RESERVED:
+    if reservation is None or reservation.status not in RELEASABLE:
         if reservation is not None and reservation.status == Reservation.RELEASED:
             state = "already released"
         elif reservation is not None and reservation.status == Reservation.SHIPPED:
             state = "the order has shipped"
-        elif reservation is not None and reservation.status == Reservation.ALLOCATED:
-            state = "payment is authorised, the order may be shipping (refund the payment first)"
         else:
             state = f"nothing reserved (inventory is {reservation.status if reservation else 'not attempted yet'})"
         requests.refuse(uow, event, f"release refused: {state}")
         return
-    _release(reservation, uow, cause=event)
-
-
-def on_payment_refunded(event: Event, uow: UnitOfWork) -> None:
-    """A refunded order never ships (shipping cancels it): its units may be released again.
-
-    With automatic compensation they are released now: the ShippingFailed that
-    caused the refund could not release them while the payment stood.
-    """
-    reservation = _locked(uow, event.order_id)
-    if reservation is None or reservation.status not in (Reservation.ALLOCATED, Reservation.RESERVED):
-        return
-    reservation.payment_refunded = True
-    reservation.status, reservation.updated_at = Reservation.RESERVED, datetime.now(timezone.utc)
-    if settings.AUTO_COMPENSATION:
-        _release(reservation, uow, cause=event)  # saves it
-    else:
-        reservation.save(using=uow.alias)
-
-
-def on_downstream_failure(event: Event, uow: UnitOfWork) -> None:
-    """Automatic compensation (off unless SHOPSITE_AUTO_COMPENSATION=1): give the stock back."""
-    if not settings.AUTO_COMPENSATION:
-        return
-    reservation = _locked(uow, event.order_id)
-    if reservation is not None and reservation.status == Reservation.RESERVED:
+    if reservation.shipping_cancelled:
         _release(reservation, uow, cause=event)
+        return
+    if reservation.release_requested_by:
+        requests.refuse(uow, event, "release refused: a release is already waiting for shipping's cancellation")
+        return
+    reservation.release_requested_by = event.event_id
+    reservation.updated_at = datetime.now(timezone.utc)
+    reservation.save(using=uow.alias)
+
+
+def on_shipment_cancelled(event: Event, uow: UnitOfWork) -> None:
+    """Shipping will never ship the order: a waiting release (or automatic compensation) gives the units back."""
+    reservation = _locked(uow, event.order_id)
+    if reservation is None or reservation.shipping_cancelled:
+        return
+    reservation.shipping_cancelled = True
+    if reservation.status in RELEASABLE and reservation.release_requested_by:
+        _release(reservation, uow, causation_id=reservation.release_requested_by)  # saves it
+    elif reservation.status in RELEASABLE and settings.AUTO_COMPENSATION:
+        _release(reservation, uow, cause=event)
+    else:
+        reservation.updated_at = datetime.now(timezone.utc)
+        reservation.save(using=uow.alias)
 
 
 HAPPY_PATH = BatchHandler(apply_events)
@@ -169,8 +195,6 @@ HANDLERS: dict[str, Handler] = {
     topics.ORDER_SHIPPED: HAPPY_PATH,
     topics.RETRY_REQUESTED: on_retry_requested,
     topics.COMPENSATION_REQUESTED: on_compensation_requested,
-    topics.PAYMENT_FAILED: on_downstream_failure,
-    topics.SHIPPING_FAILED: on_downstream_failure,
     topics.PAYMENT_AUTHORIZED: HAPPY_PATH,
-    topics.PAYMENT_REFUNDED: on_payment_refunded,
+    topics.SHIPMENT_CANCELLED: on_shipment_cancelled,
 }

@@ -33,7 +33,7 @@ class Reservation(models.Model):
     RELEASED = "RELEASED"
     SHIPPED = "SHIPPED"  # the reserved units left with the parcel: nothing to release any more
     # Payment authorised: the units are promised to shipping, which may be shipping them now.
-    # Not released until the payment is refunded (a refunded order never ships).
+    # Released, like RESERVED, only once shipping has cancelled the order.
     ALLOCATED = "ALLOCATED"
 
     order_id = models.CharField(primary_key=True, max_length=64, db_column="_id")
@@ -41,9 +41,12 @@ class Reservation(models.Model):
     items = models.JSONField()  # [{sku, qty}] as ordered, merged per SKU
     status = models.CharField(max_length=16, choices=[(s, s) for s in (RESERVED, FAILED, RELEASED, SHIPPED, ALLOCATED)])
     reason = models.CharField(max_length=500, blank=True, default="")
-    # The order's payment was refunded: it never ships, so a PaymentAuthorized
-    # that arrives after the refund (topics are not ordered) allocates nothing.
-    payment_refunded = models.BooleanField(default=False, db_column="paymentRefunded")
+    # Shipping said it will never ship this order (ShipmentCancelled): the one fact that
+    # makes a release safe (docs/architecture.md section 10, rule 6).
+    shipping_cancelled = models.BooleanField(default=False, db_column="shippingCancelled")
+    # eventId of an operator's releaseInventory that waits for shipping's answer
+    # (ShipmentCancelled: release; OrderShipped: refuse); empty when none waits.
+    release_requested_by = models.CharField(max_length=64, blank=True, default="", db_column="releaseRequestedBy")
     created_at = models.DateTimeField(db_column="createdAt")
     updated_at = models.DateTimeField(db_column="updatedAt")
 

@@ -17,6 +17,9 @@ from orders.models import Order, public_entry
 from shopsite.events.envelope import Event
 from shopsite.events.schemas import CompensationRequested, LineItem, Money, RetryRequested
 
+# What the order service answers when it will not send an operator's request (HTTP 409).
+Refused = operations.Refused
+
 ALIAS = commands.ALIAS
 
 IdempotencyConflict = commands.IdempotencyConflict

@@ -110,5 +110,6 @@ HANDLERS: dict[str, Handler] = {
         topics.COMPENSATION_REQUESTED,
         topics.INVENTORY_RELEASED,
         topics.REQUEST_REFUSED,
+        topics.SHIPMENT_CANCELLED,
     )
 }

@@ -100,5 +100,8 @@ def _operator_request(request: HttpRequest, order_id: str, model: type[BaseModel
         body = parse_body(request, model)
     except BadRequest as exc:
         return exc.response()
-    event = send(order, body, request.ops_user.username)  # type: ignore[attr-defined]
+    try:
+        event = send(order, body, request.ops_user.username)  # type: ignore[attr-defined]
+    except app.Refused as exc:
+        return json_error(409, exc.reason)
     return JsonResponse({"eventId": event.event_id, "type": event.type, "orderId": order_id}, status=202)

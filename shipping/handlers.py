@@ -6,6 +6,8 @@ import hashlib
 import uuid
 from datetime import datetime, timezone
 
+from django.conf import settings
+
 from shipping.models import Shipment, ShippingSimulator
 from shopsite import simulation
 from shopsite.events import topics
@@ -82,7 +84,13 @@ def on_retry_requested(event: Event, uow: UnitOfWork) -> None:
 
 
 def _cancel(event: Event, uow: UnitOfWork, reason: str) -> None:
-    """An order that is being compensated must not ship later (e.g. through a shipping retry)."""
+    """Never ship this order: record CANCELLED and say so, once (ShipmentCancelled).
+
+    The cancellation is the fact inventory waits for before it releases the
+    order's stock: from here on neither a late PaymentAuthorized nor a
+    shipping retry ships it (docs/architecture.md section 10, rule 6). A
+    shipped order is left alone; its OrderShipped tells inventory instead.
+    """
     now = datetime.now(timezone.utc)
     shipment = Shipment.objects.using(uow.alias).select_for_update().filter(pk=event.order_id).first()
     if shipment is None:
@@ -91,6 +99,9 @@ def _cancel(event: Event, uow: UnitOfWork, reason: str) -> None:
     elif shipment.status == Shipment.FAILED:
         shipment.status, shipment.reason, shipment.updated_at = Shipment.CANCELLED, reason, now
         shipment.save(using=uow.alias)
+    else:
+        return
+    uow.emit_new(topics.SHIPMENT_CANCELLED, {"orderId": event.order_id, "reason": reason}, cause=event)
 
 
 def on_payment_refunded(event: Event, uow: UnitOfWork) -> None:
@@ -101,9 +112,26 @@ def on_inventory_released(event: Event, uow: UnitOfWork) -> None:
     _cancel(event, uow, "stock released")
 
 
+def on_compensation_requested(event: Event, uow: UnitOfWork) -> None:
+    """A release of the order's stock is asked for: inventory gives it back only once shipping has cancelled."""
+    if requests.is_compensation(event, "releaseInventory"):
+        _cancel(event, uow, "stock release requested")
+
+
+def on_payment_failed(event: Event, uow: UnitOfWork) -> None:
+    """Automatic compensation (SHOPSITE_AUTO_COMPENSATION=1): a failed payment is final, so the order never ships.
+
+    The order service refuses payment retries while automatic compensation is on.
+    """
+    if settings.AUTO_COMPENSATION:
+        _cancel(event, uow, "payment failed")
+
+
 HANDLERS: dict[str, Handler] = {
     topics.PAYMENT_AUTHORIZED: BatchHandler(ship_authorised),
     topics.PAYMENT_REFUNDED: on_payment_refunded,
     topics.INVENTORY_RELEASED: on_inventory_released,
     topics.RETRY_REQUESTED: on_retry_requested,
+    topics.COMPENSATION_REQUESTED: on_compensation_requested,
+    topics.PAYMENT_FAILED: on_payment_failed,
 }

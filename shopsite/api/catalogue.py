@@ -44,11 +44,14 @@ ORDERS = [
              params=[Param("at", "query", {"type": "string", "format": "date-time"},
                            "rebuild the order from its history as of this instant (ISO 8601)")]),
     Endpoint("POST", "/api/ops/orders/{orderId}/retry", "retryStep", "Ask the step's owner to retry it", "operations",
-             "operator", {202: (doc.RequestAccepted, "ops.RetryRequested.v1 published"), **BAD, **ACT, **NOT_FOUND},
+             "operator", {202: (doc.RequestAccepted, "ops.RetryRequested.v1 published"), **BAD, **ACT, **NOT_FOUND,
+                          409: (E, "refused by the order service: it could race a compensation already requested")},
              body=orders.application.RetryBody, body_example={"step": "payment"}),
     Endpoint("POST", "/api/ops/orders/{orderId}/compensate", "compensate", "Ask for a compensation", "operations",
              "operator", {202: (doc.RequestAccepted, "ops.CompensationRequested.v1 published"), **BAD, **ACT,
-                          **NOT_FOUND},
+                          **NOT_FOUND,
+                          409: (E, "refused by the order service: shipping may still ship the order, or a retry "
+                                   "is outstanding")},
              body=orders.application.CompensateBody, body_example={"action": "refundPayment"}),
 ]
 

@@ -21,8 +21,10 @@ def available_actions(status: str, timeline: list[dict]) -> list[Action]:
     types = {e["type"] for e in timeline}
     reserved = topics.INVENTORY_RESERVED in types and topics.INVENTORY_RELEASED not in types
     authorised = topics.PAYMENT_AUTHORIZED in types and topics.PAYMENT_REFUNDED not in types
-    # Inventory refuses to release an authorised order's stock (README, failure handling).
-    releasable = reserved and not authorised and status != lifecycle.SHIPPED
+    # The order service sends a release only after the payment failed or was refunded (README, failure handling).
+    releasable = reserved and status in (lifecycle.PAYMENT_FAILED, lifecycle.REFUNDED)
+    # ... and a refund only once shipping failed or shipped: not while it may be shipping.
+    refundable = authorised and status in (lifecycle.SHIPPING_FAILED, lifecycle.SHIPPED)
 
     def retry(step: str, failed_status: str) -> Action:
         ok = status == failed_status
@@ -33,8 +35,10 @@ def available_actions(status: str, timeline: list[dict]) -> list[Action]:
         retry("inventory", lifecycle.INVENTORY_FAILED),
         retry("payment", lifecycle.PAYMENT_FAILED),
         retry("shipping", lifecycle.SHIPPING_FAILED),
-        Action("compensate", "refundPayment", "Refund payment", authorised,
-               "returns exactly the authorised amount" if authorised else "no unrefunded authorisation"),
+        Action("compensate", "refundPayment", "Refund payment", refundable,
+               "returns exactly the authorised amount" if refundable
+               else "wait for shipping's outcome: the order may be shipping" if authorised
+               else "no unrefunded authorisation"),
         Action("compensate", "releaseInventory", "Release inventory", releasable,
                "returns the reserved units to stock" if releasable
                else "refund the payment first: the order may be shipping" if reserved and authorised

@@ -148,6 +148,12 @@ def order_action(request: HttpRequest, order_id: str, kind: str, value: str) -> 
             raise Http404("unknown action")
     except ValidationError:
         raise Http404("unknown action") from None
+    except orders.Refused as exc:
+        # Refused by the order service itself: nothing was sent, so nothing will show in the timeline.
+        if request.htmx:  # htmx swaps only 2xx answers in: the refusal is the message shown
+            return render(request, "dashboard/_flash.html", {"text": exc.reason, "event_id": ""})
+        messages.error(request, exc.reason)
+        return redirect("order-page", order_id=order_id)
     text = f"Requested {event.type} ({value}); the outcome appears in the timeline."
     if request.htmx:
         return render(request, "dashboard/_flash.html", {"text": text, "event_id": event.event_id})

@@ -118,6 +118,13 @@ class RequestRefused(Payload):
     requestEventId: str
 
 
+class ShipmentCancelled(Payload):
+    """Shipping will never ship this order (refunded, or its stock is being released): the stock may go back."""
+
+    orderId: OrderId
+    reason: str = Field(min_length=1, max_length=500)
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     topics.ORDER_CREATED: OrderCreated,
     topics.INVENTORY_RESERVED: InventoryReserved,
@@ -132,6 +139,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
     topics.DEAD_LETTER: DeadLetter,
     topics.INVENTORY_RELEASED: InventoryReleased,
     topics.REQUEST_REFUSED: RequestRefused,
+    topics.SHIPMENT_CANCELLED: ShipmentCancelled,
 }
 assert set(PAYLOAD_TYPES) == set(topics.ALL_EVENT_TYPES)
 

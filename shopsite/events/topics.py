@@ -21,6 +21,7 @@ DEAD_LETTER = "ops.DeadLetter.v1"
 # Extension events (README, event catalogue): outcomes the seed leaves implicit.
 INVENTORY_RELEASED = "inventory.InventoryReleased.v1"
 REQUEST_REFUSED = "ops.RequestRefused.v1"
+SHIPMENT_CANCELLED = "shipping.ShipmentCancelled.v1"
 
 ALL_EVENT_TYPES: tuple[str, ...] = (
     ORDER_CREATED,
@@ -36,6 +37,7 @@ ALL_EVENT_TYPES: tuple[str, ...] = (
     DEAD_LETTER,
     INVENTORY_RELEASED,
     REQUEST_REFUSED,
+    SHIPMENT_CANCELLED,
 )
 
 

@@ -68,7 +68,10 @@ def test_release_returns_exactly_the_reserved_units_once():
     saga = Saga(items=[{"sku": "SKU-6", "qty": 7}, {"sku": "SKU-7", "qty": 1}])
     deliver("inventory", [saga.created()])
     assert stock("SKU-6") == (993, 7)
-    deliver("inventory", [compensate(saga, "releaseInventory")])
+    request = compensate(saga, "releaseInventory")
+    deliver("inventory", [request])
+    # Released once shipping has said it will never ship the order (architecture rule 6).
+    deliver("inventory", [saga.next(topics.SHIPMENT_CANCELLED, {"reason": "stock release requested"}, cause=request)])
     deliver("inventory", [compensate(saga, "releaseInventory")])
     assert stock("SKU-6") == (1000, 0) and stock("SKU-7") == (1000, 0)
     (released,) = outbox("inventory", topics.INVENTORY_RELEASED)
@@ -198,8 +201,12 @@ def test_auto_compensation_refunds_and_releases_after_a_shipping_failure(setting
     shipping_failed = saga.next(topics.SHIPPING_FAILED, {"reason": "outage"})
     deliver("inventory", [shipping_failed])
     deliver("payment", [shipping_failed])
+    (refunded,) = outbox("payment", topics.PAYMENT_REFUNDED)
+    assert refunded.payload.amount == Decimal("30")
+    assert stock("SKU-8") == (998, 2)  # the refund alone does not say the order will never ship
+    deliver("shipping", [refunded])
+    deliver("inventory", outbox("shipping", topics.SHIPMENT_CANCELLED))
     assert stock("SKU-8") == (1000, 0)
-    assert outbox("payment", topics.PAYMENT_REFUNDED)[0].payload.amount == Decimal("30")
 
 
 # --- order status and timeline -----------------------------------------------------

@@ -8,7 +8,8 @@ order, different topics do not - and the rules deliver the heads of random
 queues, deliver a batch from several queues at once, or deliver an event
 again (at-least-once). Between deliveries the rules place orders, change
 stock, switch the payment and shipping simulators and ask for retries and
-compensations as an operator would.
+compensations as an operator would (the order service may refuse one that
+would race another: a legitimate outcome).
 
 Invariants checked after every step: stock never negative and conserved
 (available + reserved = what was put in; reserved = what reservations
@@ -146,14 +147,20 @@ class Saga(RuleBasedStateMachine):
     @rule(data=st.data(), step=st.sampled_from(["inventory", "payment", "shipping"]))
     def retry(self, data: st.DataObject, step: str) -> None:
         order = Order.objects.using(ORDERS).get(pk=data.draw(st.sampled_from(self.orders)))
-        operations.request_retry(order, step, "hypothesis")
+        try:
+            operations.request_retry(order, step, "hypothesis")
+        except operations.Refused:
+            return  # the order service keeps payment retries and releases apart: a legitimate answer
         self._route()
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), action=st.sampled_from(["releaseInventory", "refundPayment"]))
     def compensate(self, data: st.DataObject, action: str) -> None:
         order = Order.objects.using(ORDERS).get(pk=data.draw(st.sampled_from(self.orders)))
-        operations.request_compensation(order, action, "hypothesis")
+        try:
+            operations.request_compensation(order, action, "hypothesis")
+        except operations.Refused:
+            return  # e.g. a release while a payment retry is outstanding: a legitimate answer
         self._route()
 
     # ---- the broker, as random as Kafka allows --------------------------------------
@@ -249,7 +256,7 @@ class Saga(RuleBasedStateMachine):
             return
         held: dict[str, int] = defaultdict(int)
         for status, items in Reservation.objects.using(INVENTORY).values_list("status", "items"):
-            if status in (Reservation.RESERVED, Reservation.SHIPPED):
+            if status in (Reservation.RESERVED, Reservation.ALLOCATED, Reservation.SHIPPED):
                 for line in items:
                     held[line["sku"]] += line["qty"]
         for row in Stock.objects.using(INVENTORY).filter(sku__in=SKUS):
@@ -297,7 +304,9 @@ def _run(machine: type[Saga]) -> None:
     shrink = os.environ.get("FAULTS_HYPOTHESIS_SHRINK") == "1"
     run_state_machine_as_test(machine, settings=settings(
         max_examples=int(os.environ.get("FAULTS_HYPOTHESIS_EXAMPLES", "25")), stateful_step_count=40,
-        deadline=None, derandomize=True, database=None,
+        # Derandomised (the same examples every run) unless FAULTS_HYPOTHESIS_RANDOM=1, which lets
+        # --hypothesis-seed=N explore other interleavings.
+        deadline=None, derandomize=os.environ.get("FAULTS_HYPOTHESIS_RANDOM") != "1", database=None,
         # Shrinking a failure costs minutes (each step is several database transactions), so it is
         # opt-in (FAULTS_HYPOTHESIS_SHRINK=1); "explain" traces every line of Django: never.
         phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])],
@@ -310,8 +319,5 @@ def test_random_interleavings_keep_the_saga_invariants(_quiet_logs: None) -> Non
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=True, reason=(
-    "release-vs-ship race still open: a releaseInventory that reaches inventory before the PaymentAuthorized "
-    "that shipping already shipped on is accepted (shipped and RELEASED, oversold)."))
 def test_random_interleavings_with_compensations_keep_the_saga_invariants(_quiet_logs: None) -> None:
     _run(Saga)
