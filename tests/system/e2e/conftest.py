@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from shopsite.supervisor import Stack, StackConfig
+from tests.system import waiting
 
 # One line per poll would bury the interesting output of a failing test.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -58,22 +59,8 @@ _artifacts: Path | None = None
 
 def wait_for(probe: Callable[[], T], timeout: float = DEFAULT_TIMEOUT, interval: float = 0.2,
              what: str = "condition") -> T:
-    """Call `probe` until it returns something truthy (returned) or the deadline passes (AssertionError).
-
-    Exceptions from the probe count as "not yet" until the deadline, then are reported.
-    """
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - reported below if it never recovers
-            last = exc
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+    """tests.system.waiting.wait_for with this suite's defaults."""
+    return waiting.wait_for(probe, timeout, what, interval)
 
 
 # --------------------------------------------------------------------------

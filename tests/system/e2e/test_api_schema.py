@@ -8,7 +8,6 @@ test-artifacts/schemathesis/.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import httpx
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 from tests.system.e2e.conftest import ROOT, manage
 
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.e2e]

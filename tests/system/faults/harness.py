@@ -39,6 +39,7 @@ from shopsite import databases
 from orders import lifecycle
 from shopsite.events import topics
 from shopsite.stack import Stack, StackConfig
+from tests.system.waiting import alive as _alive, wait_for
 
 # One line per request would bury a failing case's output.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -56,28 +57,8 @@ KIND_PREFIXES = {"worker": ("worker-",), "web": ("daphne", "web"), "beat": ("bea
                  "redis": ("redis",)}
 
 
-def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Poll until `probe` returns something truthy; AssertionError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 - a probe may fail while the system recovers
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 # --------------------------------------------------------------------------

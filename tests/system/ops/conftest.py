@@ -13,16 +13,11 @@ import pytest
 
 from shopsite.supervisor import Stack, StackConfig
 from tests.system.ops.support import ROOT, WEB_PROCESSES, artifacts
+from tests.system.waiting import alive as _alive
 
 WORKERS = ["orders,inventory", "payment,shipping,readmodel"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def run_stack(config: StackConfig) -> Iterator[Stack]:

@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from shopsite.supervisor import Stack
+from tests.system.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
@@ -30,17 +31,6 @@ def artifacts(name: str) -> Path:
     return ROOT / "test-artifacts" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.25) -> T:
-    """Poll until `probe` returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 _tokens: dict[int, str] = {}

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from shopsite.supervisor import Stack, StackConfig
 from tests.system.ops.support import ROOT, artifacts, wait_for
+from tests.system.waiting import alive as _alive
 
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.e2e]
 
@@ -31,12 +31,6 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture

@@ -10,18 +10,11 @@ from pathlib import Path
 from shopsite.supervisor import Stack, StackConfig
 
 import pytest
+from tests.system.waiting import alive as _alive
 
 pytestmark = pytest.mark.backends("sqlite")
 
 
-def _alive(pid: int) -> bool:
-    """True while the PID is a live (non-zombie) process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def _wait_dead(pids: list[int], timeout: float = 5) -> list[int]:

@@ -8,7 +8,6 @@ stops it.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 from shopsite.supervisor import RestartPolicy, Stack, StackConfig
 from tests.system.ops.support import ROOT, artifacts, client, place_order, scrape, value, wait_all_shipped, wait_for
+from tests.system.waiting import alive as _alive
 
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.e2e]
 
@@ -24,12 +24,6 @@ pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.e2e]
 POLICY = RestartPolicy(max_deaths=3, window_seconds=60, first_delay=5.0, max_delay=5.0)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")
