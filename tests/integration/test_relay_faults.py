@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from shopsite.events import kafka, relay, topics
 from shopsite.events.models import OutboxMessage
 from shopsite.events.unit_of_work import unit_of_work
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 from tests.factories import Saga
 from tests.integration.test_relay import read_topics
 

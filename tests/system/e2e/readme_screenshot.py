@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from playwright.sync_api import sync_playwright
 
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 from tests.system.e2e.conftest import ROOT, System, manage
 from tests.system.e2e.test_dashboard import CHROMIUM_FLAGS, OPERATOR, chromium_path, log_in
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shopsite.stack import Stack
+from shopsite.supervisor import Stack
 from tests.system.e2e.conftest import manage
 
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.e2e]

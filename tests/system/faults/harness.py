@@ -2,9 +2,8 @@
 
 Everything a fault case does to the system goes through `FaultStack`:
 starting and stopping it, signalling a process (`kill`), bringing one back
-(`restart`), reading PIDs. `shopsite.stack.Stack` is being reshaped (a
-supervisor package with public kill/restart/pid methods); only this module
-has to follow it.
+(`restart`), reading PIDs through the supervisor's public `Stack`
+interface; only this module depends on it.
 
 `Ledger` reads every service's database directly and read-only (the
 stack's processes own them) and turns what it finds into a `Figure`:
@@ -38,7 +37,7 @@ import psycopg
 from shopsite import databases
 from orders import lifecycle
 from shopsite.events import topics
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 from tests.system.waiting import alive as _alive, wait_for
 
 # One line per request would bury a failing case's output.

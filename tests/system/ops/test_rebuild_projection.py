@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from orders import lifecycle
 from shopsite.events import topics
 from shopsite.events.envelope import Event
-from shopsite.stack import Stack, StackConfig
+from shopsite.supervisor import Stack, StackConfig
 from tests.factories import Saga
 from tests.system.ops.conftest import run_stack
 from tests.system.ops.support import ROOT, artifacts, query, wait_for
