@@ -38,6 +38,7 @@ from shopsite import databases
 from orders import lifecycle
 from shopsite.events import topics
 from shopsite.supervisor import Stack, StackConfig
+from tests.system.ops.support import operator_token
 from tests.system.waiting import alive as _alive, wait_for
 
 # One line per request would bury a failing case's output.
@@ -94,6 +95,11 @@ class FaultStack:
     @property
     def url(self) -> str:
         return self.stack.url
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The Authorization header of an operator's API token for this stack (issued once)."""
+        return {"Authorization": f"Bearer {operator_token(self.stack)}"}
 
     @property
     def bootstrap(self) -> str:
@@ -205,9 +211,10 @@ def order_body(n: int) -> dict[str, Any]:
     return {"items": [{"sku": SKUS[n % len(SKUS)], "qty": 1}], "total": 10 + n % 7}
 
 
-def place_orders(url: str, count: int, *, clients: int = 8, give_up_after: float = 180.0,
+def place_orders(faults: FaultStack, count: int, *, clients: int = 8, give_up_after: float = 180.0,
                  on_progress: Callable[[int], None] | None = None, first: int = 0) -> Placed:
-    """POST `count` orders from `clients` threads; each retried with its Idempotency-Key until accepted.
+    """POST `count` orders from `clients` threads, as a signed-in storefront would (an operator's
+    token); each retried with its Idempotency-Key until accepted.
 
     A retry with the same key is how a real client survives a dropped
     connection without ordering twice; it also makes "accepted" exact.
@@ -217,7 +224,7 @@ def place_orders(url: str, count: int, *, clients: int = 8, give_up_after: float
     counter = iter(range(first, first + count))
 
     def client() -> None:
-        with httpx.Client(base_url=url, timeout=15.0) as http:
+        with httpx.Client(base_url=faults.url, timeout=15.0, headers=faults.auth) as http:
             while True:
                 with lock:
                     n = next(counter, None)

@@ -28,7 +28,7 @@ def test_every_message_three_times_applies_once(faults: FaultStack) -> None:
     storm.start()
     try:
         since = time.monotonic()
-        placed = place_orders(faults.url, ORDERS, clients=4)
+        placed = place_orders(faults, ORDERS, clients=4)
         ids = set(placed.accepted) | (faults.ledger.order_ids() - before_ids)
         outcome = settle(faults, ids, since=since, timeout=300, want=frozenset({"SHIPPED"}))
     finally:

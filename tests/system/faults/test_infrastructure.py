@@ -39,7 +39,7 @@ def _health(faults: FaultStack) -> int | None:
 
 
 def _place(faults: FaultStack, first: int, give_up_after: float = 120) -> Placed:
-    return place_orders(faults.url, PER_PHASE, clients=4, first=first, give_up_after=give_up_after)
+    return place_orders(faults, PER_PHASE, clients=4, first=first, give_up_after=give_up_after)
 
 
 def _check(faults: FaultStack, fault: str, phases: dict[str, Placed], since: float, before_ids: set[str]) -> None:

@@ -117,7 +117,7 @@ def test_poison_on_every_partition_is_dead_lettered_and_nothing_stops(faults: Fa
     problems += waiting("poison messages not dead-lettered", not_dead_lettered, 120)
     # The partitions keep flowing: orders placed now still ship.
     before_ids = faults.ledger.order_ids()
-    placed = place_orders(faults.url, AFTER_ORDERS, clients=4, give_up_after=60)
+    placed = place_orders(faults, AFTER_ORDERS, clients=4, give_up_after=60)
     ids = set(placed.accepted) | (faults.ledger.order_ids() - before_ids)
     outcome = settle(faults, ids, since=since, timeout=30 if faults.dead() else 180, want=frozenset({"SHIPPED"}))
     problems += outcome.problems()

@@ -32,7 +32,7 @@ def _burst_with_kill(faults: FaultStack, kind: str, count: int) -> None:
     result: dict[str, Placed] = {}
 
     def burst() -> None:
-        result["placed"] = place_orders(faults.url, count,
+        result["placed"] = place_orders(faults, count,
                                         on_progress=lambda done: done >= count // 2 and halfway.set())
 
     clients = threading.Thread(target=burst, name="burst")
