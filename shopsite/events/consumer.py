@@ -439,7 +439,7 @@ class BatchProcessor:
 
 
 class ServiceConsumer:
-    """The Kafka loop around a BatchProcessor: consume(n) -> process -> commit -> relay."""
+    """The Kafka loop around a BatchProcessor: consume(n) -> process -> commit (the commit wakes the relay)."""
 
     def __init__(self, spec: ConsumerSpec, stop: threading.Event, batch_size: int | None = None):
         self.spec = spec
@@ -475,7 +475,7 @@ class ServiceConsumer:
                     continue
                 started = time.perf_counter()
                 try:
-                    emitted = self.processor.process(batch)
+                    self.processor.process(batch)
                 except MustPause as exc:
                     self._commit_prefix_and_hold(consumer, batch, exc)
                     continue
@@ -550,9 +550,7 @@ class ServiceConsumer:
         """Commit what was applied before the pause was called for, then hold on the rest."""
         done, rest = batch[:exc.done], batch[exc.done:]
         if done:
-            self._commit(consumer, done)
-        if exc.emitted:
-            relay.dispatch_pending(self.spec.service.alias)
+            self._commit(consumer, done)  # what the prefix emitted woke the relay when it committed
         if rest:
             self._hold(consumer, rest, exc)
 
