@@ -30,7 +30,12 @@ def _original(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
         data = json_input.loads(raw)
     except json_input.NotJSON:  # kept as text: binary, hostile or too deep to carry as JSON
         return raw.decode("utf-8", errors="replace")[:MAX_RAW_CHARS], {}
-    return data, data if isinstance(data, dict) else {}
+    envelope = data if isinstance(data, dict) else {}
+    if len(raw) > MAX_RAW_CHARS:
+        # A dead letter carrying the whole of a huge original would be too large for the broker
+        # itself (and parked): keep its head as text; the envelope's ids still name it.
+        return raw[:MAX_RAW_CHARS].decode("utf-8", errors="replace"), envelope
+    return data, envelope
 
 
 def _str_or_none(value: Any) -> str | None:

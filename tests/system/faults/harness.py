@@ -69,11 +69,11 @@ KIND_PREFIXES = {"worker": ("worker-",), "web": ("daphne", "web"), "beat": ("bea
 class FaultStack:
     """A whole system on real processes, plus the levers the fault cases pull."""
 
-    def __init__(self, name: str = "faults", workers: list[str] | None = None):
+    def __init__(self, name: str = "faults", workers: list[str] | None = None, env: dict[str, str] | None = None):
         self.artifacts = ARTIFACTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         config = StackConfig(base_dir=ROOT, var_dir=self.artifacts / "var", log_dir=self.artifacts / "logs",
                              port=0, force_embedded_redis=True,
-                             extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")})
+                             extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"), **(env or {})})
         if workers is not None:
             config.worker_services = list(workers)
         self.stack = Stack(config)

@@ -30,8 +30,13 @@ AFTER_ORDERS = 20
 
 @pytest.fixture(scope="module")
 def faults() -> Iterator[FaultStack]:
-    """A stack of its own: poison stays in the topics for good, and must not meet the other cases."""
-    running = FaultStack("faults-poison")
+    """A stack of its own: poison stays in the topics for good, and must not meet the other cases.
+
+    Its dead-letter budget is raised above the poison it is fed (336 messages, the read model
+    sees them all): the budget is a brake on bad deploys, tested on its own in
+    tests/service/test_consumer_runtime.py, and would otherwise stretch this case over minutes.
+    """
+    running = FaultStack("faults-poison", env={"DEAD_LETTER_LIMIT_PER_MINUTE": "1000"})
     try:
         running.start()
         yield running
