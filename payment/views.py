@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from payment import application as app
 from payment.application import SimulatorBody
-from shopsite.http import BadRequest, json_error, parse_body
+from shopsite.http import json_error, settings_document
 from shopsite.ops.auth import ops_endpoint
 
 
@@ -22,10 +22,4 @@ def payment_detail(request: HttpRequest, order_id: str) -> JsonResponse:
 @require_http_methods(["GET", "PUT"])
 def simulator(request: HttpRequest) -> JsonResponse:
     """GET shows the simulator's settings; PUT validates and stores new ones."""
-    if request.method == "GET":
-        return JsonResponse(app.simulator().as_document())
-    try:
-        body: SimulatorBody = parse_body(request, SimulatorBody)
-    except BadRequest as exc:
-        return exc.response()
-    return JsonResponse(app.configure_simulator(body).as_document())
+    return settings_document(request, app.simulator, app.configure_simulator, SimulatorBody)

@@ -40,3 +40,17 @@ def parse_body(request: HttpRequest, model: type[BaseModel]) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise BadRequest("invalid request body", error_details(exc)) from exc
+
+
+def settings_document(request: HttpRequest, current: Any, configure: Any, model: type[BaseModel]) -> JsonResponse:
+    """GET shows a settings row's document (`current()`); PUT validates `model` and stores it (`configure(body)`).
+
+    The payment and shipping simulators share this shape of endpoint.
+    """
+    if request.method == "GET":
+        return JsonResponse(current().as_document())
+    try:
+        body = parse_body(request, model)
+    except BadRequest as exc:
+        return exc.response()
+    return JsonResponse(configure(body).as_document())
