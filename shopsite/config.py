@@ -123,6 +123,10 @@ class Config:
     consumer_transient_pause_seconds: float = setting(
         "CONSUMER_TRANSIENT_PAUSE_SECONDS", 10.0, "that pause, after which it comes back to the same messages",
         minimum=0)
+    kafka_lost_log_republish_seconds: float = setting(
+        "KAFKA_LOST_LOG_REPUBLISH_SECONDS", 300.0, "when the broker comes back without its log (its topics "
+        "created again, e.g. the embedded broker restarted), outbox rows dispatched within this many seconds "
+        "before are published again", minimum=0)
 
     # --- Redis, beat, retention ----------------------------------------------------
     redis_url: str | None = setting(

@@ -205,6 +205,9 @@ CONSUMER_TRANSIENT_BACKOFF_SECONDS = CONFIG.consumer_transient_backoff_seconds
 CONSUMER_TRANSIENT_BACKOFF_MAX_SECONDS = CONFIG.consumer_transient_backoff_max_seconds
 CONSUMER_TRANSIENT_RETRY_SECONDS = CONFIG.consumer_transient_retry_seconds
 CONSUMER_TRANSIENT_PAUSE_SECONDS = CONFIG.consumer_transient_pause_seconds
+# A broker that lost its log (restarted empty) no longer has what it acknowledged: each
+# worker publishes again its outbox rows dispatched this recently (shopsite/events/lost_log.py).
+KAFKA_LOST_LOG_REPUBLISH_SECONDS = CONFIG.kafka_lost_log_republish_seconds
 
 # --- Redis: Celery broker and Channels layer ----------------------------------
 REDIS_URL = CONFIG.redis()

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from django.conf import settings
 from django.db import connections
 
-from shopsite.events import deadletter, metrics, topics
+from shopsite.events import deadletter, lost_log, metrics, topics
 from shopsite.events.envelope import Event, InvalidEvent, decode
 from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
                                    new_consumer)
@@ -68,6 +68,9 @@ class BatchHandler:
 Handler = EventHandler | BatchHandler
 
 BROKER_PROBE_SECONDS = 1.0  # while every broker is down, how often the loop checks for one
+# After the broker lost its log, partitions handed to a consumer this soon start from the beginning:
+# the group may hold an offset committed for the lost log, past what the new log holds at first.
+LOST_LOG_REPLAY_SECONDS = 30.0
 
 
 class PermanentHandlerError(Exception):
@@ -449,6 +452,8 @@ class ServiceConsumer:
         self.processor = BatchProcessor(spec, RetryPolicy(sleep=lambda seconds: stop.wait(seconds) and None))
         self._next_broker_probe = 0.0
         self._holding = False  # set while _hold pauses the consumer: see _on_assign
+        self._log_epoch = lost_log.epoch()
+        self._replay_until = 0.0  # see _replay_new_log
 
     def run(self) -> None:
         # A thread starts with an empty context: bind the service so every line
@@ -469,7 +474,10 @@ class ServiceConsumer:
                 lag.maybe_report(consumer)
                 ready.observe(consumer)  # GET /health/ready counts consumers holding partitions
                 if watch.lost.is_set():
-                    consumer, watch = self._recover_if_broker_returned(consumer, watch)
+                    self._recover_if_broker_returned(consumer, watch)
+                if self._log_epoch != lost_log.epoch():
+                    self._replay_new_log(consumer)
+                    continue  # these messages may come from the lost log: the new one is read from its start
                 batch = [m for m in messages if self._usable(m)]
                 if not batch:
                     continue
@@ -502,35 +510,56 @@ class ServiceConsumer:
         consumer.subscribe(self.spec.topics, on_assign=self._on_assign)
         return consumer, watch
 
-    def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> tuple[Any, BrokerWatch]:
-        """After every broker was unreachable: once one answers again, make sure the topics exist and rejoin.
+    def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> None:
+        """After every broker was unreachable: once one answers again, make sure the topics exist.
 
-        A broker that lost its state (the embedded in-memory one after a
-        restart, or a rebuilt cluster) has no topics, no group and no committed
-        offsets; the old client keeps stale metadata and membership and may
-        never fetch again. A fresh client subscribes to recreated topics and
-        starts from the committed offsets, or from the beginning when there
-        are none; anything seen twice is skipped through processed_events.
+        The client rejoins its group by itself; it is kept, not replaced. A
+        replaced client's close() sends a LeaveGroup for the membership it may
+        just have renewed on a restarted broker, and the embedded broker then
+        keeps the departed member as the group's leader: the new client's
+        SyncGroup answers "rebalance in progress" for ever and the service
+        gets no partitions (seen after empty restarts, every group stuck on
+        its old client as leader). The client does need its metadata
+        refreshed once the topics exist: one that saw them missing does not
+        look for them again before topic.metadata.refresh.interval.ms (5 min).
+        Whether the broker also lost its log is lost_log's watch to tell.
         """
         now = time.monotonic()
         if now < self._next_broker_probe:
-            return consumer, watch
+            return
         self._next_broker_probe = now + BROKER_PROBE_SECONDS
         try:
             consumer.list_topics(timeout=1.0)
         except KafkaException:
-            return consumer, watch  # still down
-        log.warning("broker reachable again; ensuring topics and rejoining the group",
-                    extra={"consumer": self.spec.name, "group": self.spec.group_id})
+            return  # still down
+        log.warning("broker reachable again; ensuring topics", extra={"consumer": self.spec.name,
+                                                                      "group": self.spec.group_id})
         try:
             ensure_topics(timeout=5.0)
-        except Exception as exc:  # noqa: BLE001 - the missing-topic path retries later
+            consumer.list_topics(timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - the next probe tries again
             kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
+            return
+        watch.lost.clear()
+
+    def _replay_new_log(self, consumer: Any) -> None:
+        """The broker lost its log: read the new one from its start, committed offsets notwithstanding.
+
+        An offset committed for the lost log (a batch fetched before the
+        broker died, committed after it came back) would make the group skip
+        the first messages of the new log, which are the events published
+        again. Reading them twice is harmless (processed_events).
+        """
+        self._log_epoch = lost_log.epoch()
+        self._replay_until = time.monotonic() + LOST_LOG_REPLAY_SECONDS
+        assignment = consumer.assignment()
+        log.warning("the broker lost its log; reading the new one from its start", extra={
+            "consumer": self.spec.name, "partitions": len(assignment)})
         try:
-            consumer.close()
-        except (KafkaException, RuntimeError):
-            pass  # the old membership may be unknown to the broker; nothing to leave
-        return self._join()
+            consumer.list_topics(timeout=5.0)  # topics created again by another process: see them now
+        except KafkaException:
+            pass  # the broker went away again; its return is handled like any other
+        self._rewind(consumer, {(tp.topic, tp.partition): OFFSET_BEGINNING for tp in assignment})
 
     def _commit(self, consumer: Any, batch: Sequence[KafkaMessage]) -> None:
         """Commit the batch's offsets; a failure only means redelivery, which processed_events absorbs.
@@ -540,6 +569,8 @@ class ServiceConsumer:
         commit covers these offsets, or the messages come again and are skipped
         as duplicates.
         """
+        if self._log_epoch != lost_log.epoch():
+            return  # fetched from a log the broker lost: these offsets mean nothing in the new one
         try:
             consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
         except KafkaException as exc:
@@ -589,14 +620,22 @@ class ServiceConsumer:
 
         Without this, a partition first assigned during a pause is fetched and
         its messages consumed (and skipped) by the hold loop; a later commit
-        would then move past them.
+        would then move past them. Partitions handed to it soon after the
+        broker lost its log start from the beginning (see _replay_new_log).
         """
-        if not self._holding or not partitions:
-            return  # the client assigns them itself after this callback
+        replay = time.monotonic() < self._replay_until
+        if not (self._holding or replay) or not partitions:
+            return  # the client assigns them itself after this callback, at the committed offsets
+        if replay:
+            partitions = [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+            log.info("partitions assigned soon after the broker lost its log: read from their start", extra={
+                "consumer": self.spec.name, "partitions": len(partitions)})
         try:
             consumer.incremental_assign(partitions)
         except KafkaException:
             consumer.assign(partitions)  # the eager protocol: the callback's list is the whole assignment
+        if not self._holding:
+            return
         consumer.pause(partitions)
         log.info("partitions assigned during a pause: paused too", extra={
             "consumer": self.spec.name, "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]})

@@ -191,6 +191,14 @@ def report_producer_stalled(producer: Producer) -> None:
                                                 "no delivery reports although the broker answers"))
 
 
+def replace_shared_producer(err: KafkaError) -> None:
+    """Condemn the process's producer for `err`, known from elsewhere: the next shared_producer() is a new one."""
+    with _shared.lock:
+        generation = _shared.generation if _shared.producer is not None else None
+    if generation is not None:
+        _shared.report_fatal(generation, err)
+
+
 def producer_broken(producer: Producer) -> bool:
     with _shared.lock:
         return _shared.producer is producer and _shared.broken is not None

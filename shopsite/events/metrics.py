@@ -47,6 +47,16 @@ OUTBOX_PARKED = Counter(
 PRODUCERS_REPLACED = Counter(
     "shopsite_kafka_producers_replaced_total", "Kafka producers replaced after a fatal error (e.g. fenced)."
 )
+BROKER_LOG_LOST = Counter(
+    "shopsite_kafka_log_lost_total",
+    "Times a worker found the event topics created again (the broker lost its log, e.g. restarted empty) "
+    "and published its recently dispatched outbox rows again.",
+)
+OUTBOX_REPUBLISHED = Counter(
+    "shopsite_outbox_republished_total",
+    "Dispatched outbox rows marked pending again because the broker lost its log.",
+    ["service"],
+)
 ILLEGAL_TRANSITIONS = Counter(
     "shopsite_illegal_transitions_total",
     "Events recorded in history that the order state machine did not apply.",

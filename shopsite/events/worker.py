@@ -3,7 +3,8 @@
 Each service consumer gets one thread: a partition's messages are handled
 in order by exactly one loop, never fanned out to concurrent tasks. Each
 served outbox gets one relay loop thread (relay_loop.py), woken after every
-commit, plus one listener thread for wake-ups sent from other processes. The
+commit, plus one listener thread for wake-ups sent from other processes, and
+one thread that notices a broker which lost its log (lost_log.py). The
 step stops the loops on worker shutdown (SIGTERM/SIGINT): the current batch
 finishes and commits, the relays publish what it emitted, and the producer is flushed.
 """
@@ -77,6 +78,15 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
             self.relay_threads.append(thread)
         listener = Listener(aliases, self.relay_stop)
         thread = threading.Thread(target=listener.run, name="outbox-wakeups", daemon=True)
+        thread.start()
+        self.relay_threads.append(thread)
+        self._start_lost_log_watch(aliases)
+
+    def _start_lost_log_watch(self, aliases: list[str]) -> None:
+        from shopsite.events.lost_log import LostLogWatch
+
+        watch = LostLogWatch(aliases, self.relay_stop)
+        thread = threading.Thread(target=watch.run, name="lost-log-watch", daemon=True)
         thread.start()
         self.relay_threads.append(thread)
 

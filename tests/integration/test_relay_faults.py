@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -16,13 +13,12 @@ from prometheus_client import REGISTRY
 from shopsite.events import kafka, relay, topics
 from shopsite.events.models import OutboxMessage
 from shopsite.events.unit_of_work import unit_of_work
-from shopsite.supervisor import Stack, StackConfig
 from tests.factories import Saga
+from tests.integration.conftest import restart_empty
 from tests.integration.test_relay import read_topics
 
 pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.django_db, pytest.mark.kafka]
 
-ROOT = Path(__file__).resolve().parents[2]
 ALIAS = "read_model_service"
 
 
@@ -57,23 +53,6 @@ def test_a_row_too_large_for_the_broker_is_parked_and_the_rows_after_it_flow(kaf
     assert sorted(json.loads(m.value())["eventId"] for m in received) == sorted([created.event_id, reserved.event_id])
 
 
-@pytest.fixture
-def own_broker(settings):
-    """A tansu broker of this test's own, which the test kills (-9) and restarts on the same port."""
-    artifacts = ROOT / "test-artifacts" / f"relay-faults-{int(time.time())}"
-    stack = Stack(StackConfig(base_dir=ROOT, var_dir=artifacts / "var", log_dir=artifacts / "logs",
-                              force_embedded_redis=True))
-    stack.start_infrastructure()
-    kafka.close_shared_producer(timeout=0)
-    settings.KAFKA_BOOTSTRAP_SERVERS = stack.kafka_bootstrap
-    try:
-        kafka.ensure_topics()
-        yield stack
-    finally:
-        kafka.close_shared_producer(timeout=0)
-        stack.stop()
-
-
 def _emit_one(saga: Saga):
     event = saga.created()
     with unit_of_work(ALIAS) as uow:
@@ -85,11 +64,7 @@ def test_after_the_broker_is_killed_and_restarted_empty_the_relay_replaces_its_f
     before = _emit_one(Saga())
     assert relay.dispatch_pending(ALIAS) == 1  # the shared producer now has a producer id on the old broker
 
-    os.kill(own_broker.pid("kafka"), signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while own_broker.dead_children() != ["kafka"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    own_broker.start_child("kafka")  # the same port, no state: no topics, no producer ids
+    restart_empty(own_broker)
     kafka.ensure_topics()
 
     after = _emit_one(saga := Saga())

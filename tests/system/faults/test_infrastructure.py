@@ -81,12 +81,6 @@ def _kill_and_restart(faults: FaultStack, name: str, fault: str, rounds: int = 1
     _check(faults, fault if rounds == 1 else f"{fault} ({rounds} times)", phases, since, before_ids)
 
 
-# Known open defect (issue 10 stays open for it): events the in-memory broker had acknowledged
-# before it was killed are gone when it comes back empty, and nothing publishes them again
-# (last run: 91 of 100 orders never terminal). Out of `make test` because it leaves the shared
-# stack with stuck orders; `make faults` runs it and reports it as the expected failure it is.
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="orders whose events an empty-restarted broker lost are not republished")
 def test_broker_killed_and_restarted_empty(faults: FaultStack) -> None:
     # Several rounds: the fenced-producer failure after a restart shows up in some restarts only.
     _kill_and_restart(faults, faults.name_of("broker"), "broker kill -9, restarted empty", rounds=2)
