@@ -62,7 +62,7 @@ class Config:
         "PORT", None, "web port (dashboard, API, /health, /metrics); unset: 8000, or 4001..4005 for a "
         "service deployed alone", minimum=0)
     web_processes: int = setting(
-        "SHOPSITE_WEB_PROCESSES", 0, "web (daphne) processes sharing the web port's socket; 0: one per core",
+        "SHOPSITE_WEB_PROCESSES", 0, "web (daphne) processes on the web port; 0: one per core",
         minimum=0)
     workers: str = setting(
         "SHOPSITE_WORKERS", "", "worker processes and their services, e.g. `orders,inventory;payment,shipping,"
