@@ -76,6 +76,11 @@ class GroupWriter(Generic[Request]):
         finally:
             self._drain = None
 
+    def close(self) -> None:
+        """Finish what was handed to the thread, close its database connections and end it."""
+        self._thread.submit(connections.close_all).result()
+        self._thread.shutdown()
+
     def _write(self, group: list[Request]) -> list[Any]:
         try:
             return self._write_together(group)

@@ -47,7 +47,7 @@ application = ProtocolTypeRouter({
     # Bodies over the limit are refused while they arrive, before Django spools them to disk.
     "http": BodyLimit(URLRouter([
         *streams,
-        # Async views (POST /api/orders): no thread started per request.
+        # Async views (POST /api/orders, the health probes): no thread started per request.
         *async_view_routes(AsyncViewHandler()),
         # Static files (htmx, admin CSS) straight from the installed apps: one process to run.
         # Behind a real proxy/CDN, serve `collectstatic` output there instead.
