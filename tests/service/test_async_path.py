@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +26,9 @@ from orders import application, commands
 from orders.models import Order
 from orders.writer import GroupWriter
 from shopsite.asgi_handlers import AsyncViewHandler, Handler, async_view_routes
-from shopsite.jsonlog import JsonFormatter
 from shopsite.ops import middleware, tokens
 from shopsite.ops.roles import ensure_user
+from tests.service.helpers import json_log_lines
 
 # Transactional: the handlers' sync steps and the writer run on threads with connections of their own.
 pytestmark = [pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock"),
@@ -183,20 +181,9 @@ def test_a_signed_in_session_needs_the_csrf_token(async_views):
 
 def test_the_request_is_counted_and_logged_with_its_order(async_views, operator):
     before = middleware.HTTP_REQUESTS.labels("POST", "api/orders", "201")._value.get()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with json_log_lines() as lines:
         answer = call(async_views, "POST", "/api/orders", ORDER, **operator)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
     assert middleware.HTTP_REQUESTS.labels("POST", "api/orders", "201")._value.get() == before + 1
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (access,) = [line for line in lines if line["logger"] == "shopsite.access"]
     assert (access["route"], access["status"], access["orderId"], access["service"]) == (
         "api/orders", 201, answer.json()["orderId"], "orders")
