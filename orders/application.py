@@ -64,7 +64,7 @@ async def aplace_order(body: PlaceOrderRequest, idempotency_key: str | None = No
 
 
 def _placement(body: PlaceOrderRequest, idempotency_key: str | None) -> commands.Placement:
-    return commands.placement([i.model_dump() for i in body.items], body.total, idempotency_key)
+    return commands.placement(body.items, body.total, idempotency_key)
 
 
 _writer: GroupWriter[commands.Placement] | None = None

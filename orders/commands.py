@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from django.db import IntegrityError
 
@@ -44,17 +45,18 @@ class Placement:
 
     request: OrderCreated
     idempotency_key: str | None
-    digest: str  # of the body, to tell a replay of the key from a conflict
+    digest: str  # of the body, to tell a replay of the key from a conflict ("" without a key)
 
 
 # What placing one order answers: its Placed, or the exception placing it alone would raise.
 Outcome = Placed | Exception
 
 
-def placement(items: list[dict], total: object, idempotency_key: str | None = None) -> Placement:
-    """Validate an order request (raises pydantic's ValidationError)."""
+def placement(items: Sequence[Any], total: object, idempotency_key: str | None = None) -> Placement:
+    """Validate an order request, its items dicts or LineItems (raises pydantic's ValidationError)."""
     request = OrderCreated.model_validate({"orderId": str(uuid.uuid4()), "items": items, "total": total})
-    return Placement(request, idempotency_key or None, _request_hash(request))
+    key = idempotency_key or None
+    return Placement(request, key, _request_hash(request) if key else "")
 
 
 def _request_hash(request: OrderCreated) -> str:
