@@ -15,8 +15,8 @@ from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from orders import commands, lifecycle, operations
-from orders.writer import GroupWriter
 from orders.models import Order, public_entry
+from orders.writer import GroupWriter
 from shopsite.events.envelope import Event
 from shopsite.events.schemas import CompensationRequested, LineItem, Money, RetryRequested
 

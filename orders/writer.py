@@ -66,7 +66,7 @@ class GroupWriter(Generic[Request]):
                     answers = await loop.run_in_executor(self._thread, self._write, [r for r, _ in group])
                 except Exception as exc:  # write_together answers each request; this is only a safety net
                     answers = [exc] * len(group)
-                for (_, future), answer in zip(group, answers, strict=True):
+                for (_, future), answer in zip(group, answers):
                     if future.done():
                         continue  # its caller went away (a client that disconnected); what was written stands
                     if isinstance(answer, BaseException):
@@ -83,7 +83,10 @@ class GroupWriter(Generic[Request]):
 
     def _write(self, group: list[Request]) -> list[Any]:
         try:
-            return self._write_together(group)
+            answers = self._write_together(group)
+            if len(answers) != len(group):  # a caller without its answer would wait for ever
+                raise RuntimeError(f"{len(answers)} answers for {len(group)} requests")
+            return answers
         finally:
             connection = connections[self._alias]
             if connection.errors_occurred:
