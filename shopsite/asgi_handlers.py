@@ -10,9 +10,11 @@ request's first sync step starts a thread for that request alone, joined
 when it ends. Even an async view has such steps (Django runs the
 request_started receivers and closes the response through sync_to_async),
 and that thread would cost more CPU than the view itself. Here those short
-steps run on one long-lived thread that these requests share (asgiref's
-thread for thread-sensitive code outside any context). Sync views keep a
-thread each, so a slow one never holds up another.
+steps, and the rare lookups an async request cannot do in the event loop (a
+token not remembered yet, a session), run on one long-lived thread that
+these requests share (asgiref's thread for thread-sensitive code outside
+any context). Sync views keep a thread each, so a slow one never holds up
+another.
 """
 
 from __future__ import annotations
