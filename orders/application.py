@@ -10,10 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from orders import commands, lifecycle, operations
 from orders.models import Order, public_entry
+from orders.writer import GroupWriter
 from shopsite.events.envelope import Event
 from shopsite.events.schemas import CompensationRequested, LineItem, Money, RetryRequested
 
@@ -48,7 +51,36 @@ class CompensateBody(BaseModel):
 
 def place_order(body: PlaceOrderRequest, idempotency_key: str | None = None) -> Placed:
     """Create the order and its OrderCreated event in one transaction."""
-    return commands.place_order([i.model_dump() for i in body.items], body.total, idempotency_key)
+    return commands.place(_placement(body, idempotency_key))
+
+
+async def aplace_order(body: PlaceOrderRequest, idempotency_key: str | None = None) -> Placed:
+    """place_order for an async view: through this process's order writer when it has one (a web server),
+    else in a transaction of its own on the calling thread (the test client, a WSGI server)."""
+    one = _placement(body, idempotency_key)
+    if _writer is None:
+        return await sync_to_async(commands.place)(one)
+    return await _writer.submit(one)
+
+
+def _placement(body: PlaceOrderRequest, idempotency_key: str | None) -> commands.Placement:
+    return commands.placement(body.items, body.total, idempotency_key)
+
+
+_writer: GroupWriter[commands.Placement] | None = None
+
+
+def start_order_writer() -> None:
+    """Let this process's concurrent POST /api/orders share transactions (orders/writer.py).
+
+    For a web server's process, once, before it serves: from then on
+    aplace_order runs on the writer's thread, which the server's event loop
+    must keep awaiting.
+    """
+    global _writer
+    if _writer is None:
+        _writer = GroupWriter(commands.place_orders_together, max_group=settings.ORDER_GROUP_MAX, alias=ALIAS,
+                              name="order-writer")
 
 
 def request_retry(order: Order, body: RetryBody, operator: str) -> Event:

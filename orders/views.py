@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 
 
 # Programs send a bearer token (no CSRF needed); a signed-in browser session sends the CSRF token.
+# Async: with a remembered token the request stays in the event loop until its order is written
+# (orders/writer.py), so a web process serves many orders with no thread of their own.
 @api_permission(PLACE_ORDERS)
 @require_http_methods(["POST"])
-def create_order(request: HttpRequest) -> JsonResponse:
+async def create_order(request: HttpRequest) -> JsonResponse:
     try:
         body: PlaceOrderRequest = parse_body(request, PlaceOrderRequest)
     except BadRequest as exc:
@@ -32,7 +34,7 @@ def create_order(request: HttpRequest) -> JsonResponse:
         return json_error(400, "invalid Idempotency-Key header", [{"field": "Idempotency-Key",
                                                                     "message": "must be 1..200 characters"}])
     try:
-        placed = app.place_order(body, key)
+        placed = await app.aplace_order(body, key)
     except app.IdempotencyConflict:
         return json_error(422, "Idempotency-Key was already used with a different body")
     order = placed.order

@@ -1,10 +1,10 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopsite.settings")
 
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() does, with our handlers below
 
 # Imported after Django is set up: consumers import models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -13,9 +13,11 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.urls import path, re_path  # noqa: E402
 
 from readmodel.streams import OrderListStream, TimelineHtmlStream, TimelineStream  # noqa: E402
+from shopsite.asgi_handlers import AsyncViewHandler, Handler, async_view_routes  # noqa: E402
 from shopsite.bodylimit import BodyLimit  # noqa: E402
 from shopsite.services import BY_NAME, SERVICES  # noqa: E402
 
+django_asgi_app = Handler()
 _served = {s.name for s in settings.SERVED_SERVICES}
 
 
@@ -27,6 +29,11 @@ def _order_exists(order_id: str) -> bool:
 
 
 _order_known = _order_exists if "orders" in _served else None
+if "orders" in _served:
+    from orders.application import start_order_writer  # noqa: E402
+
+    # This process's concurrent POST /api/orders share transactions (orders/writer.py).
+    start_order_writer()
 streams = []
 if "readmodel" in _served:
     streams.append(path("api/read/orders/<str:order_id>/stream", TimelineStream.as_asgi(order_known=_order_known)))
@@ -40,6 +47,8 @@ application = ProtocolTypeRouter({
     # Bodies over the limit are refused while they arrive, before Django spools them to disk.
     "http": BodyLimit(URLRouter([
         *streams,
+        # Async views (POST /api/orders, the health probes): no thread started per request.
+        *async_view_routes(AsyncViewHandler()),
         # Static files (htmx, admin CSS) straight from the installed apps: one process to run.
         # Behind a real proxy/CDN, serve `collectstatic` output there instead.
         re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),

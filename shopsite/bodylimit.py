@@ -9,7 +9,8 @@ ASGIHandler reads it into a temporary file before any middleware runs.
   shopsite/web.py through `install_in_daphne()`): a declared Content-Length
   over the limit is answered 413 at once, a chunked body is counted as it
   arrives and answered 413 when it passes the limit; the body is kept in
-  memory (at most the limit), never in a file. After a 413 the rest of the
+  memory (at most the limit), never in a file, and never parsed again
+  into Twisted's request.args. After a 413 the rest of the
   body is read and dropped for a moment before closing, so the client sees
   the answer rather than a reset connection.
 * `BodyLimit` wraps the ASGI application, for any other ASGI server: the
@@ -99,6 +100,11 @@ def limited_request_class(max_bytes: int) -> type:
     class LimitedWebRequest(WebRequest):
         refused = False
         received = 0
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            # Twisted would also parse a form or multipart body into request.args, a copy daphne never
+            # reads (it hands the raw body to the application), at the cost of an e-mail header parser per POST.
+            super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
 
         def gotLength(self, length: int | None) -> None:
             self.content = BytesIO()  # never a temporary file: at most max_bytes are kept

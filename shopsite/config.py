@@ -62,7 +62,7 @@ class Config:
         "PORT", None, "web port (dashboard, API, /health, /metrics); unset: 8000, or 4001..4005 for a "
         "service deployed alone", minimum=0)
     web_processes: int = setting(
-        "SHOPSITE_WEB_PROCESSES", 0, "web (daphne) processes sharing the web port's socket; 0: one per core",
+        "SHOPSITE_WEB_PROCESSES", 0, "web (daphne) processes on the web port; 0: one per core",
         minimum=0)
     workers: str = setting(
         "SHOPSITE_WORKERS", "", "worker processes and their services, e.g. `orders,inventory;payment,shipping,"
@@ -80,6 +80,9 @@ class Config:
     drain_seconds: float = setting(
         "SHOPSITE_DRAIN_SECONDS", 10.0, "how long the web server lets requests in flight finish on SIGTERM",
         minimum=0)
+    order_group_max: int = setting(
+        "ORDER_GROUP_MAX", 100, "orders a web process places in one transaction at most (its concurrent "
+        "POST /api/orders share one); 1: a transaction per order", minimum=1)
     prometheus_multiproc_dir: Path | None = setting(
         "PROMETHEUS_MULTIPROC_DIR", None, "metrics files of every process (set by the supervisor; read by "
         "prometheus-client too); unset: each process's own metrics")

@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "readmodel",
 ]
 
+# Every one runs sync and async. The web server loads Django's own in the forms of
+# shopsite/ops/inline.py, whose hooks stay in the event loop on an async request.
 MIDDLEWARE = [
     # First, so its latency and status cover everything below it.
     "shopsite.ops.middleware.RequestMetricsMiddleware",
@@ -318,5 +320,7 @@ SSE_MAX_AGE_SECONDS = CONFIG.sse_max_age_seconds
 SSE_DB_THREADS = CONFIG.sse_db_threads
 # How long a web process lets requests in flight finish on SIGTERM (shopsite/web.py).
 WEB_DRAIN_SECONDS = CONFIG.drain_seconds
+# Concurrent POST /api/orders of a web process share a transaction, up to this many (orders/writer.py).
+ORDER_GROUP_MAX = CONFIG.order_group_max
 # Multi-process metrics (set by the supervisor): where /metrics reads every process's files.
 PROMETHEUS_MULTIPROC_DIR = CONFIG.prometheus_multiproc_dir

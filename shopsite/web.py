@@ -6,15 +6,18 @@ whether the order exists. This server stops listening first, lets requests
 in flight finish for up to settings.WEB_DRAIN_SECONDS (SHOPSITE_DRAIN_SECONDS,
 default 10), and only then cancels what is left (long-lived streams) and exits.
 
-The supervisor runs several of these on one listening socket it opened
-(``--fd``, see shopsite/supervisor/sockets.py): each accepts connections
-from the shared socket, so the web tier uses every core, and "stops
-listening" here closes only this process's copy: the others keep serving.
+The supervisor runs several of these on the web port it opened (``--fd``,
+see shopsite/supervisor/sockets.py): each listens on a socket of its own on
+that port (or on the supervisor's, when it runs one web process alone), so
+the kernel spreads connections evenly and the web tier uses every core;
+"stops listening" here closes only this process's socket: the others keep
+serving.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from typing import Any
@@ -22,6 +25,8 @@ from typing import Any
 from daphne.server import Server  # installs the asyncio reactor: import before anything twisted
 from daphne.cli import CommandLineInterface  # noqa: I001
 from twisted.internet import defer, reactor
+
+from shopsite.supervisor.sockets import listen_beside  # Django-free
 
 log = logging.getLogger("shopsite.web")
 
@@ -36,7 +41,6 @@ class DrainingServer(Server):
     def listen_success(self, port: Any) -> None:
         super().listen_success(port)
         self._ports.append(port)
-        _accept_one_at_a_time(port)
 
     def _in_flight(self) -> list[Any]:
         instances = (details.get("application_instance") for details in self.connections.values())
@@ -77,24 +81,16 @@ class DrainingServer(Server):
         return waited
 
 
-def _accept_one_at_a_time(port: Any) -> None:
-    """Take one connection per wake-up from a socket shared with other web processes.
-
-    Twisted accepts up to 100+ waiting connections per wake-up (and grows the
-    number while they keep coming), so on a shared socket the first process to
-    wake takes a whole burst of clients, e.g. all 32 of a load generator, and
-    keeps them for as long as they keep their connections alive. One at a time,
-    every process woken races for each connection and the idle ones win more.
-    """
-    if not hasattr(port, "numberAccepts"):
-        return  # not a TCP port
-    read = port.doRead
-
-    def do_read() -> Any:
-        port.numberAccepts = 1
-        return read()
-
-    port.doRead = do_read
+def _own_socket(argv: list[str]) -> list[str]:
+    """daphne's arguments with ``--fd`` naming the socket this process accepts on (listen_beside)."""
+    if "--fd" not in argv:
+        return argv
+    at = argv.index("--fd") + 1
+    given = socket.socket(fileno=int(argv[at]))
+    accepting = listen_beside(given)
+    if accepting is not given:
+        given.close()  # the supervisor keeps its own copy, holding the port
+    return [*argv[:at], str(accepting.detach()), *argv[at + 1:]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     install_in_daphne()
     cli = CommandLineInterface()
     cli.server_class = DrainingServer
-    cli.run(sys.argv[1:] if argv is None else argv)
+    cli.run(_own_socket(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponseBase
 from prometheus_client import Counter, Histogram
 
 from shopsite.jsonlog import bind, request_scope
+from shopsite.ops.inline import view_hook_in_event_loop
 from shopsite.services import BY_APP_LABEL
 
 log = logging.getLogger("shopsite.access")
@@ -58,6 +59,7 @@ class RequestMetricsMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+            view_hook_in_event_loop(self)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:

@@ -95,12 +95,28 @@ def revoke(token_ids: Iterable[str]) -> int:
     return count
 
 
-def authenticate(plaintext: str) -> Identity | None:
-    """The identity a presented token stands for, or None (malformed, unknown, revoked, expired...)."""
+def _parsed(plaintext: str) -> tuple[str, str] | None:
+    """(token id, digest of the secret half), or None for what cannot be a token."""
     if not plaintext.startswith(PREFIX) or len(plaintext) < len(PREFIX) + ID_CHARS + 20:
         return None
-    token_id, secret = plaintext[len(PREFIX):len(PREFIX) + ID_CHARS], plaintext[len(PREFIX) + ID_CHARS:]
-    digest = _digest(secret)
+    return plaintext[len(PREFIX):len(PREFIX) + ID_CHARS], _digest(plaintext[len(PREFIX) + ID_CHARS:])
+
+
+def remembered(plaintext: str) -> Identity | None:
+    """The identity this process validated for the token within API_TOKEN_CACHE_SECONDS, else None.
+
+    No database access, so an async caller can ask without leaving its event loop; None means
+    "ask authenticate()", not "invalid"."""
+    parsed = _parsed(plaintext)
+    return _cache.get(*parsed) if parsed is not None else None
+
+
+def authenticate(plaintext: str) -> Identity | None:
+    """The identity a presented token stands for, or None (malformed, unknown, revoked, expired...)."""
+    parsed = _parsed(plaintext)
+    if parsed is None:
+        return None
+    token_id, digest = parsed
     cached = _cache.get(token_id, digest)
     if cached is not None:
         return cached

@@ -12,14 +12,14 @@ Modules, one job each:
 * ``restarts``   restart/backoff/crash-loop decisions (pure) and the restart metric file
 * ``databases``  PostgreSQL databases of a code-built stack (created by migrate_all, dropped on stop)
 * ``readiness``  probes: broker port, Redis PING, GET /health/ready
-* ``sockets``    free ports and the web tier's shared listening socket
+* ``sockets``    free ports and the web tier's listening sockets
 * ``stack``      the Stack
 * ``cli``        the command line and its banner
 
 A running stack, in start order: ``kafka`` (embedded tansu, in memory,
 unless KAFKA_BOOTSTRAP_SERVERS is given), ``redis`` (embedded unless given
-or found on :6379), then ``web-0..N-1`` (daphne processes accepting on one
-socket the supervisor opened, N = cores by default), ``worker-0..`` (celery:
+or found on :6379), then ``web-0..N-1`` (daphne processes on the port the
+supervisor opened, a listening socket each, N = cores by default), ``worker-0..`` (celery:
 consumers and relays), ``beat``.
 
 Public interface of ``Stack`` (tests use nothing else)::

@@ -60,7 +60,7 @@ class StackConfig:
     force_embedded_redis: bool = False
     worker_services: list[str] = field(
         default_factory=lambda: default_worker_groups(settings_config.load().database_backend))
-    # Web processes sharing one listening socket; 0 -> one per core.
+    # Web processes on the web port; 0 -> one per core.
     web_processes: int = 0
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)

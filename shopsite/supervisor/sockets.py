@@ -1,4 +1,4 @@
-"""Ports: finding a free one, probing one, and the web tier's shared listening socket."""
+"""Ports: finding a free one, probing one, and the web tier's listening sockets."""
 
 from __future__ import annotations
 
@@ -30,21 +30,58 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The web tier's socket, opened once by the supervisor and inherited by every web process.
+def listen(host: str, port: int, *, web_processes: int = 1) -> socket.socket:
+    """The web port, opened once by the supervisor and handed to every web process (--fd).
 
-    The kernel spreads incoming connections over the processes accepting on
-    it, and a web process that dies or restarts takes no connection attempt
-    with it: the socket (and its backlog) lives as long as the supervisor.
+    One web process: the socket listens and the process accepts on it. It
+    lives as long as the supervisor, so a web process that dies or restarts
+    takes no connection attempt with it: they wait in the socket's backlog.
+
+    Several: the socket only holds the port (bound, never listening) and each
+    web process listens on a socket of its own on that port (listen_beside).
+    The kernel spreads new connections evenly over those sockets; on one
+    shared socket they went to whichever process woke first, and keep-alive
+    clients stay where they landed (one process took three quarters of a
+    burst's clients). A process that dies takes with it only the connections
+    it had not accepted yet; new ones go to the others.
+
     Port 0 binds any free port without the race of free_port().
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = _socket(port_shared=web_processes > 1)
     try:
-        # Rebinding right after a previous run's connections in TIME_WAIT; a live listener still refuses us.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise RuntimeError(f"cannot listen on {host}:{port} ({exc.strerror}); set PORT to another port") from exc
+        raise _taken(host, port, exc.strerror) from exc
+    if web_processes > 1:
+        # SO_REUSEPORT also let us bind beside another program's SO_REUSEPORT listener: refuse that.
+        if port_open(host, sock.getsockname()[1]):
+            sock.close()
+            raise _taken(host, port, "another program listens there")
+        return sock
     sock.listen(LISTEN_BACKLOG)
     return sock  # handed down with subprocess's pass_fds, which makes it inheritable there only
+
+
+def listen_beside(given: socket.socket) -> socket.socket:
+    """The socket a web process accepts on, given the supervisor's (see listen): that one if it
+    listens, else a listening socket of this process's own on its port."""
+    if given.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        return given
+    own = _socket(port_shared=True)
+    own.bind(given.getsockname())
+    own.listen(LISTEN_BACKLOG)
+    return own
+
+
+def _socket(*, port_shared: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Rebinding right after a previous run's connections in TIME_WAIT; a live listener still refuses us.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if port_shared:  # by the supervisor's socket and the web processes' own ones; all must say so
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def _taken(host: str, port: int, why: str) -> RuntimeError:
+    return RuntimeError(f"cannot listen on {host}:{port} ({why}); set PORT to another port")

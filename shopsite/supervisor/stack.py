@@ -181,7 +181,7 @@ class Stack:
         self.failure = None
         try:
             self.start_infrastructure(timeout=timeout)
-            self._listener = listen(LOCALHOST, self.port)
+            self._listener = listen(LOCALHOST, self.port, web_processes=self.config.web_count)
             self.port = int(self._listener.getsockname()[1])
             self.url = f"http://{LOCALHOST}:{self.port}"
             self.databases.prepare()
@@ -423,7 +423,7 @@ class Stack:
     # ---- internals -------------------------------------------------------
 
     def app_commands(self) -> list[tuple[str, list[str]]]:
-        """The application processes, in start order: web-N (sharing one socket), worker-N, beat.
+        """The application processes, in start order: web-N (on the supervisor's port), worker-N, beat.
 
         Every one of these writes JSON lines only: daphne's text access log is
         off (-v 0; our middleware logs each request), Celery's banners are off

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
 import pytest
 
-from shopsite.jsonlog import JsonFormatter
 from shopsite.ops import middleware
+from tests.service.helpers import json_log_lines
 
 pytestmark = [pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock"), pytest.mark.django_db]
 
@@ -32,23 +31,11 @@ def test_requests_are_counted_by_route_pattern_never_by_raw_path(client, caplog)
 
 
 def test_placing_an_order_binds_its_ids_to_the_access_line(client) -> None:
-    # Bound fields live in the request's scope, so format while the request runs, as the stdout handler does.
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with json_log_lines() as lines:
         response = client.post("/api/orders", data=json.dumps({"items": [{"sku": "SKU-1", "qty": 1}], "total": 5}),
                                content_type="application/json")
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
     assert response.status_code == 201
     body = response.json()
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     (access,) = [line for line in lines if line["logger"] == "shopsite.access"]
     (placed,) = [line for line in lines if line["message"] == "order placed"]
     for line in (access, placed):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,50 @@ def test_the_shared_listening_socket_refuses_a_taken_port_and_picks_one_for_zero
         assert port > 0 and sockets.port_open("127.0.0.1", port)
         with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{port}"):
             sockets.listen("127.0.0.1", port)
+        with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{port}"):
+            sockets.listen("127.0.0.1", port, web_processes=2)
+        assert sockets.listen_beside(first) is first  # one web process accepts on the supervisor's socket
     finally:
         first.close()
+
+
+def _accepted(listener: socket.socket) -> int:
+    listener.setblocking(False)
+    count = 0
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1
+
+
+def test_several_web_processes_listen_on_the_port_each_and_share_its_connections() -> None:
+    held = sockets.listen("127.0.0.1", 0, web_processes=2)
+    port = held.getsockname()[1]
+    own = [sockets.listen_beside(held), sockets.listen_beside(held)]
+    try:
+        assert not held.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)  # it only holds the port
+        with pytest.raises(RuntimeError, match="another program listens there"):
+            sockets.listen("127.0.0.1", port, web_processes=2)  # a second system on the same port
+        time.sleep(0.1)
+        for s in own:
+            _accepted(s)  # that check's own probe
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(64)]
+        time.sleep(0.2)
+        counts = [_accepted(s) for s in own]
+        # The kernel spreads them by address hash: both get some (all 64 on one: a chance of 2**-63).
+        assert sum(counts) == 64 and min(counts) > 0, counts
+        own.pop().close()  # a web process that dies or stops listening: the others take every new one
+        late = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(16)]
+        time.sleep(0.2)
+        assert _accepted(own[0]) == 16
+        for c in clients + late:
+            c.close()
+    finally:
+        for s in [held, *own]:
+            s.close()
 
 
 @pytest.mark.parametrize(
@@ -207,4 +250,4 @@ def test_the_web_processes_share_the_supervisors_socket(tmp_path: Path) -> None:
     assert list(commands) == ["web-0", "web-1", "web-2", "worker-0", "worker-1", "beat"]
     assert stack.web_names == ["web-0", "web-1", "web-2"] and stack.worker_names == ["worker-0", "worker-1"]
     for name in stack.web_names:
-        assert "--fd" in commands[name] and "-p" not in commands[name]  # no process binds a port of its own
+        assert "--fd" in commands[name] and "-p" not in commands[name]  # each listens beside the supervisor's socket
