@@ -321,9 +321,9 @@ class BatchProcessor:
                 outcomes[topic, "ok"] += 1
             runs = self._handle(fresh, uow)
             now = datetime.now(timezone.utc)
-            uow.insert_rows([
-                ProcessedEvent(id=ProcessedEvent.key(self.spec.name, i.event.event_id), consumer=self.spec.name,
-                               event_id=i.event.event_id, at=now)
+            uow.insert_values(ProcessedEvent, [
+                {"id": ProcessedEvent.key(self.spec.name, i.event.event_id), "consumer": self.spec.name,
+                 "event_id": i.event.event_id, "at": now}
                 for i in fresh if i.event is not None])
         self.budget.spend(invalid)
         # Counted and logged only once the transaction committed: a rolled-back

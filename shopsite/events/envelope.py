@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shopsite import json_input
+from shopsite import ids, json_input
 from shopsite.events import schemas, topics
 
 HeaderValue = str | int | float | bool
@@ -131,7 +131,7 @@ def new_event(
     if not event_key:
         raise InvalidEvent(f"{event_type} needs a key (the orderId)", event_type=event_type)
     return Event(
-        event_id=str(uuid.uuid4()),
+        event_id=ids.time_ordered_uuid(),  # sorts by time: inbox and outbox indexes grow at one end
         type=event_type,
         version=version_of(event_type),
         timestamp=at or datetime.now(timezone.utc),

@@ -28,7 +28,7 @@ class UnitOfWork:
     def __init__(self, alias: str):
         self.alias = alias
         self.emitted: list[Event] = []
-        self._outbox_rows: list[OutboxMessage] = []
+        self._outbox_rows: list[dict[str, Any]] = []
         self._announced = False
 
     def on_commit(self, callback: Callable[[], None]) -> None:
@@ -44,14 +44,8 @@ class UnitOfWork:
 
     def emit(self, event: Event) -> Event:
         """Queue an event for publishing; it is written when the unit of work commits."""
-        row = OutboxMessage(
-            event_id=event.event_id,
-            type=event.type,
-            topic=event.topic,
-            key=event.key,
-            payload=event.to_wire(),
-        )
-        self._outbox_rows.append(row)
+        self._outbox_rows.append({"event_id": event.event_id, "type": event.type, "topic": event.topic,
+                                  "key": event.key, "payload": event.to_wire(), "created_at": None})
         self.emitted.append(event)
         return event
 
@@ -81,6 +75,19 @@ class UnitOfWork:
         else:
             type(rows[0])._default_manager.using(self.alias).bulk_create(rows)
 
+    def insert_values(self, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+        """insert_rows for rows given as {attname: value} (all with the same keys; defaults fill the rest).
+
+        For the rows a batch writes many of and never reads back (inbox,
+        outbox): on SQL backends no model instance is built for them.
+        """
+        if not rows:
+            return
+        if bulk_sql.supported(self.alias):
+            bulk_sql.insert_values(self.alias, model, rows)
+        else:
+            model._default_manager.using(self.alias).bulk_create([model(**row) for row in rows])
+
     def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
         """Write `fields` of rows of one model that exist and were loaded (locked) in this transaction.
 
@@ -103,9 +110,9 @@ class UnitOfWork:
         if self._outbox_rows:
             now = datetime.now(timezone.utc)  # once per transaction, not once per event
             for row in self._outbox_rows:
-                row.created_at = now
+                row["created_at"] = now
             # Inserted in list order, so ids (and publish order) follow emit order.
-            self.insert_rows(self._outbox_rows)
+            self.insert_values(OutboxMessage, self._outbox_rows)
             self._outbox_rows = []
             if not self._announced:
                 # Publishing after commit: wake the outbox's relay loop (an Event or one Redis PUBLISH).
