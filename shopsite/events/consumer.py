@@ -37,6 +37,7 @@ from shopsite.events.envelope import Event, InvalidEvent, decode
 from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
                                    new_consumer)
 from shopsite.events.lag import LagReporter
+from shopsite.events.offsets import Offsets, on_commit_callback
 from shopsite.events.readiness import ConsumerReadiness
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
@@ -449,6 +450,7 @@ class ServiceConsumer:
         self.processor = BatchProcessor(spec, RetryPolicy(sleep=lambda seconds: stop.wait(seconds) and None))
         self._next_broker_probe = 0.0
         self._holding = False  # set while _hold pauses the consumer: see _on_assign
+        self.offsets = Offsets(spec.name)
 
     def run(self) -> None:
         # A thread starts with an empty context: bind the service so every line
@@ -472,6 +474,7 @@ class ServiceConsumer:
                     consumer, watch = self._recover_if_broker_returned(consumer, watch)
                 batch = [m for m in messages if self._usable(m)]
                 if not batch:
+                    self.offsets.commit_soon(consumer, idle=True)
                     continue
                 started = time.perf_counter()
                 try:
@@ -484,11 +487,13 @@ class ServiceConsumer:
                                   extra={"consumer": self.spec.name})
                     self._hold(consumer, batch, MustPause(f"unexpected {type(exc).__name__}: {exc}"))
                     continue
-                self._commit(consumer, batch)
+                self.offsets.note(batch)
+                self.offsets.commit_soon(consumer, idle=False)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
         finally:
             ready.forget()
             try:
+                self.offsets.commit_now(consumer)
                 consumer.close()  # leaves the group now instead of after the session timeout
             except RuntimeError:
                 pass  # already closed by a failed rejoin
@@ -498,8 +503,9 @@ class ServiceConsumer:
     def _join(self) -> tuple[Any, BrokerWatch]:
         # A watch per client: the errors an old client reports while closing must not flag its successor.
         watch = BrokerWatch()
-        consumer = new_consumer(self.spec.group_id, watch)
-        consumer.subscribe(self.spec.topics, on_assign=self._on_assign)
+        consumer = new_consumer(self.spec.group_id, watch, on_commit=on_commit_callback(self.spec.name))
+        consumer.subscribe(self.spec.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_lost)
         return consumer, watch
 
     def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> tuple[Any, BrokerWatch]:
@@ -526,33 +532,21 @@ class ServiceConsumer:
             ensure_topics(timeout=5.0)
         except Exception as exc:  # noqa: BLE001 - the missing-topic path retries later
             kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
+        self.offsets.forget()  # a broker that lost its state lost the group's offsets too: redelivered, deduplicated
         try:
             consumer.close()
         except (KafkaException, RuntimeError):
             pass  # the old membership may be unknown to the broker; nothing to leave
         return self._join()
 
-    def _commit(self, consumer: Any, batch: Sequence[KafkaMessage]) -> None:
-        """Commit the batch's offsets; a failure only means redelivery, which processed_events absorbs.
-
-        The batch's effects are already committed locally, so a broker that is
-        down or a group that is rebalancing must not kill the loop: the next
-        commit covers these offsets, or the messages come again and are skipped
-        as duplicates.
-        """
-        try:
-            consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
-        except KafkaException as exc:
-            kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated): %s", exc,
-                              extra={"consumer": self.spec.name, "kafka_error": str(exc)})
-
     def _commit_prefix_and_hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Commit what was applied before the pause was called for, then hold on the rest."""
         done, rest = batch[:exc.done], batch[exc.done:]
-        if done:
-            self._commit(consumer, done)  # what the prefix emitted woke the relay when it committed
+        self.offsets.note(done)  # what the prefix emitted woke the relay when it committed
         if rest:
             self._hold(consumer, rest, exc)
+        else:
+            self.offsets.commit_now(consumer)
 
     def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Stop consuming for a while and come back to the same messages, uncommitted.
@@ -567,6 +561,7 @@ class ServiceConsumer:
         """
         log.critical("consumer pausing: cannot move on safely", extra={
             "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": exc.pause_seconds})
+        self.offsets.commit_now(consumer)  # what was applied before the pause: committed, not held back
         metrics.CONSUMER_PAUSED.labels(self.spec.name).set(1)
         rewind = {(tp.topic, tp.partition): tp.offset for tp in _first_offsets(batch)}
         self._holding = True
@@ -600,6 +595,14 @@ class ServiceConsumer:
         consumer.pause(partitions)
         log.info("partitions assigned during a pause: paused too", extra={
             "consumer": self.spec.name, "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions going to another member: commit what was applied of them first, so it is not redone."""
+        self.offsets.commit_now(consumer, partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions already taken away (session lost): a commit would be refused; the new owner deduplicates."""
+        self.offsets.forget(partitions)
 
     def _rewind(self, consumer: Any, offsets: Mapping[tuple[str, int], int]) -> None:
         """Seek each partition back to its first unprocessed offset; a partition no longer ours is the new owner's."""
@@ -676,15 +679,6 @@ def _first_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
         tp = (m.topic(), m.partition())
         lowest[tp] = min(lowest.get(tp, m.offset()), m.offset())
     return [TopicPartition(t, p, o) for (t, p), o in lowest.items()]
-
-
-def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
-    """Offset to commit per partition: the last processed offset + 1."""
-    highest: dict[tuple[str, int], int] = {}
-    for m in batch:
-        tp = (m.topic(), m.partition())
-        highest[tp] = max(highest.get(tp, -1), m.offset())
-    return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
 
 def _event_log_context(event: Event, message: KafkaMessage) -> contextlib.AbstractContextManager[None]:
