@@ -18,11 +18,12 @@ outbox's rows, a dozen per order, skip building a model each).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (AutoField, BigAutoField, BooleanField, CharField, DateTimeField, Field, IntegerField,
@@ -33,6 +34,7 @@ Prepare = Callable[[Any], Any]
 _TEXT = (CharField, TextField)
 _INTEGER = (IntegerField, BooleanField, BigAutoField)
 _PLAIN = (*_TEXT, *_INTEGER, JSONField)
+IN_LIST_SIZE = 500  # keys per SELECT ... IN (...): well inside SQLite's limit on parameters
 
 
 def supported(alias: str) -> bool:
@@ -54,6 +56,27 @@ def insert(alias: str, rows: Sequence[Model], update_fields: Sequence[str] = ())
     _write(alias, model, tuple(f.attname for f in fields), [[r(row) for r in read] for row in rows], update_fields)
 
 
+def update(alias: str, rows: Sequence[Model], fields: Sequence[str]) -> None:
+    """Write `fields` of rows that exist, in order.
+
+    SQLite: an UPDATE by primary key per row through executemany, so only
+    those columns are prepared (not, say, an order's items re-encoded for
+    every history entry). PostgreSQL: one INSERT ... ON CONFLICT (pk) DO
+    UPDATE of those fields, one statement instead of a round trip per row.
+    """
+    if not rows:
+        return
+    if connections[alias].vendor != "sqlite":
+        insert(alias, rows, update_fields=fields)
+        return
+    model = type(rows[0])
+    by_name = {f.name: f for f in model._meta.concrete_fields}
+    written = [by_name[f] for f in fields] + [model._meta.pk]
+    read = [_reader(f) for f in written]
+    _write(alias, model, tuple(f.attname for f in written), [[r(row) for r in read] for row in rows], (),
+           _update_statement(model, tuple(f.attname for f in written[:-1]), alias))
+
+
 def insert_values(alias: str, model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT rows given as {attname: value}, all with the same keys; a column they leave out gets its default.
 
@@ -69,9 +92,9 @@ def insert_values(alias: str, model: type[Model], rows: Sequence[Mapping[str, An
 
 
 def _write(alias: str, model: type[Model], attnames: tuple[str, ...], values: list[list[Any]],
-           update_fields: Sequence[str]) -> None:
+           update_fields: Sequence[str], sql: str | None = None) -> None:
     connection = connections[alias]
-    sql = _statement(model, attnames, tuple(update_fields), alias)
+    sql = sql or _statement(model, attnames, tuple(update_fields), alias)
     prepare = _preparers(model, attnames, connection)
     params = [tuple([p(v) for p, v in zip(prepare, row)]) for row in values]
     with connection.cursor() as cursor:
@@ -113,13 +136,39 @@ def _preparer(field: Field, connection: BaseDatabaseWrapper) -> Prepare:
     if kind in _INTEGER:
         return lambda v: v if v.__class__ is int or v.__class__ is bool else orm(v)
     if kind is DateTimeField and not (field.auto_now or field.auto_now_add):
-        adapt_datetime = connection.ops.adapt_datetimefield_value
+        adapt_datetime = _datetime_adapter(connection)
         return lambda v: adapt_datetime(v) if v is None or (
             v.__class__ is datetime and v.tzinfo is not None) else orm(v)
     if kind is JSONField:
         adapt_json, encoder = connection.ops.adapt_json_value, field.encoder
         return lambda v: None if v is None else adapt_json(v, encoder) if v.__class__ in (dict, list) else orm(v)
     return orm
+
+
+def _datetime_adapter(connection: BaseDatabaseWrapper) -> Prepare:
+    """The backend's adapter of aware datetimes; on SQLite its two steps written out (a fifth of its cost)."""
+    if connection.vendor == "sqlite" and settings.USE_TZ:
+        tz = connection.timezone
+        # DatabaseOperations.adapt_datetimefield_value: make_naive in the connection's zone, then str().
+        return lambda v: None if v is None else str(v.astimezone(tz).replace(tzinfo=None))
+    return connection.ops.adapt_datetimefield_value
+
+
+def existing_pks(alias: str, model: type[Model], pks: Collection[Any]) -> set[Any]:
+    """Which of these primary keys have a row: one plain SELECT per IN_LIST_SIZE keys, no query compilation."""
+    connection = connections[alias]
+    meta = model._meta
+    prepare = _preparer(meta.pk, connection)
+    quote = connection.ops.quote_name
+    found: set[Any] = set()
+    keys = list(pks)
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), IN_LIST_SIZE):
+            chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
+            cursor.execute(f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)} "
+                           f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            found.update(row[0] for row in cursor.fetchall())
+    return found
 
 
 @lru_cache(maxsize=128)
@@ -135,3 +184,12 @@ def _statement(model: type[Model], attnames: tuple[str, ...], update_fields: tup
         sql += f" ON CONFLICT ({quote(meta.pk.column)}) DO UPDATE SET " + ", ".join(
             f"{c} = EXCLUDED.{c}" for c in updated)
     return sql
+
+
+@lru_cache(maxsize=128)
+def _update_statement(model: type[Model], attnames: tuple[str, ...], alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    meta = model._meta
+    by_attname = {f.attname: f for f in meta.concrete_fields}
+    assignments = ", ".join(f"{quote(by_attname[a].column)} = %s" for a in attnames)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"

@@ -303,7 +303,7 @@ class BatchProcessor:
         self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
             keys = {ProcessedEvent.key(self.spec.name, i.event.event_id) for i in items if i.event}
-            seen = set(ProcessedEvent.objects.using(self.alias).filter(pk__in=keys).values_list("pk", flat=True))
+            seen = uow.existing_pks(ProcessedEvent, keys)
             fresh: list[_Item] = []
             duplicates: list[_Item] = []
             for item in items:

@@ -11,7 +11,7 @@ replica set), because Django's atomic is a no-op there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, ContextManager
 
@@ -88,21 +88,28 @@ class UnitOfWork:
         else:
             model._default_manager.using(self.alias).bulk_create([model(**row) for row in rows])
 
+    def existing_pks(self, model: type[Model], pks: Collection[Any]) -> set[Any]:
+        """Which of these primary keys have a row of `model` (read in this transaction)."""
+        if not pks:
+            return set()
+        if bulk_sql.supported(self.alias):
+            return bulk_sql.existing_pks(self.alias, model, pks)
+        return set(model._default_manager.using(self.alias).filter(pk__in=pks).values_list("pk", flat=True))
+
     def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
         """Write `fields` of rows of one model that exist and were loaded (locked) in this transaction.
 
         Django's bulk_update builds a CASE WHEN expression per row and field,
-        which costs more CPU than the queries it saves; where the backend has
-        it (SQLite, PostgreSQL) an INSERT ... ON CONFLICT (pk) DO UPDATE of
-        the same rows does it in one cheap statement. Only for rows known to
-        exist: a new row goes through insert_rows, so that another process
-        creating it at the same time fails on the primary key instead of
-        being overwritten.
+        which costs more CPU than the queries it saves; on SQL backends
+        bulk_sql.update writes just those columns (see there). Only for rows
+        known to exist: a new row goes through insert_rows, so that another
+        process creating it at the same time fails on the primary key instead
+        of being overwritten.
         """
         if not rows:
             return
         if bulk_sql.supported(self.alias):
-            bulk_sql.insert(self.alias, rows, update_fields=fields)
+            bulk_sql.update(self.alias, rows, fields)
         else:
             type(rows[0])._default_manager.using(self.alias).bulk_update(rows, fields)
 
