@@ -88,6 +88,24 @@ class UnitOfWork:
         else:
             model._default_manager.using(self.alias).bulk_create([model(**row) for row in rows])
 
+    def locked(self, model: type[Model], pks: Collection[Any]) -> dict[Any, Model]:
+        """The rows of `model` with these primary keys, by key, locked for this transaction.
+
+        Locked in key order, so two transactions that lock common rows never
+        wait on each other in a cycle (PostgreSQL; SQLite's IMMEDIATE
+        transaction holds the whole database). A key without a row is absent:
+        a row created meanwhile by another process is guarded by its primary
+        key (a second insert fails).
+        """
+        if not pks:
+            return {}
+        if bulk_sql.supported(self.alias):
+            rows = bulk_sql.load(self.alias, model, pks, lock=True)
+        else:
+            rows = list(model._default_manager.using(self.alias).select_for_update().filter(pk__in=list(pks))
+                        .order_by("pk"))
+        return {row.pk: row for row in rows}
+
     def existing_pks(self, model: type[Model], pks: Collection[Any]) -> set[Any]:
         """Which of these primary keys have a row of `model` (read in this transaction)."""
         if not pks:
