@@ -134,7 +134,13 @@ def _run(var_dir: str) -> int:
     from shopsite.events.registry import consumer_specs
     from shopsite.services import BY_NAME
 
+    import threading
+
+    from shopsite.events import outbox_signal
+
     specs = consumer_specs()
+    for spec in specs:  # as in a worker whose relay loop holds the outbox: a commit wakes it in-process
+        outbox_signal.register(spec.service.alias, threading.Event())
     processors = {s.name: BatchProcessor(s, RetryPolicy(attempts=1, sleep=lambda _s: None)) for s in specs}
     consumers_of: dict[str, list[str]] = defaultdict(list)
     for spec in specs:

@@ -58,9 +58,7 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
     insert of new reservations and one bulk update each of changed
     reservations and stock.
     """
-    ids = sorted({e.order_id for e in events})
-    held = {r.order_id: r for r in Reservation.objects.using(uow.alias).select_for_update().filter(pk__in=ids)
-            .order_by("pk")}
+    held = uow.locked(Reservation, {e.order_id for e in events})
     existing = set(held)
     placed = [e for e in events if e.type == topics.ORDER_CREATED]
     skus = (i.sku for e in placed for i in e.payload.items)  # type: ignore[attr-defined]

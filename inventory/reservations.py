@@ -42,12 +42,7 @@ class StockLedger:
 
     def __init__(self, uow: UnitOfWork, skus: Iterable[str]):
         self.uow = uow
-        alias = uow.alias
-        wanted = sorted(set(skus))
-        self._rows: dict[str, Stock] = {}
-        if wanted:
-            self._rows = {s.sku: s for s in Stock.objects.using(alias).select_for_update().filter(sku__in=wanted)
-                          .order_by("sku")}
+        self._rows: dict[str, Stock] = uow.locked(Stock, set(skus))  # type: ignore[assignment]
         self._dirty: set[str] = set()
 
     def reserve(self, items: list[dict]) -> Outcome:

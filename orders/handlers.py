@@ -29,10 +29,7 @@ def record_events(events: list[Event], uow: UnitOfWork) -> None:
     """Record a run of downstream events: one load of the orders they touch, one bulk write."""
     # Locked: events of one order arrive on different topics, so with several worker
     # processes two of them can update this history at once (a lost update otherwise).
-    # In key order, so two batches lock their common orders in the same order.
-    ids = sorted({e.order_id for e in events})
-    orders = {o.order_id: o for o in Order.objects.using(uow.alias).select_for_update().filter(pk__in=ids)
-              .order_by("pk")}
+    orders = uow.locked(Order, {e.order_id for e in events})
     changed: dict[str, Order] = {}
     after_commit: list[Callable[[], None]] = []
     now = datetime.now(timezone.utc)

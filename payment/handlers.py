@@ -49,9 +49,7 @@ def apply_events(events: list[Event], uow: UnitOfWork) -> None:
     settings at most once, every event applied in memory in offset order,
     one bulk insert and one bulk update.
     """
-    ids = sorted({e.order_id for e in events})
-    payments = {p.order_id: p for p in Payment.objects.using(uow.alias).select_for_update().filter(pk__in=ids)
-                .order_by("pk")}
+    payments = uow.locked(Payment, {e.order_id for e in events})
     existing = set(payments)
     processor = _Processor(uow)
     changed: dict[str, Payment] = {}

@@ -2,8 +2,10 @@
 
 Called from consumer threads after the read model's transaction committed.
 Sends are fire-and-forget on one background event loop per process, so a
-slow or absent Redis never slows the consumer, and one batch of events
-becomes one message per changed order plus one for the list.
+slow or absent Redis never slows the consumer, and the batches committed
+within FLUSH_SECONDS become one message, to one group every stream listens
+to: each stream picks out the orders it shows. (A message per changed order
+cost the read model's worker a sixth of its CPU in Redis writes under load.)
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from shopsite.events.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-LIST_GROUP = "orders"
+GROUP = "projections"
+# The message's type: Channels calls the streams' `projections_changed` with it.
+CHANGED = "projections.changed"
 
 
-def order_group(order_id: str) -> str:
-    # Channels group names allow only ASCII alphanumerics, hyphens, underscores and periods.
-    return "order." + "".join(c if c.isalnum() or c in "-_." else "_" for c in order_id)[:90]
-
+# Changes a person watching could not tell apart go out as one message.
+FLUSH_SECONDS = 0.05
 
 _pending: weakref.WeakKeyDictionary[UnitOfWork, set[str]] = weakref.WeakKeyDictionary()
+_waiting: set[str] = set()  # committed changes not sent yet
+_waiting_lock = threading.Lock()
 
 
 def order_changed(uow: UnitOfWork, order_id: str) -> None:
@@ -46,9 +50,26 @@ def orders_changed(uow: UnitOfWork, order_ids: Iterable[str]) -> None:
 
 
 def announce(order_ids: Iterable[str]) -> None:
-    ids = sorted(order_ids)
-    if ids:
-        _loop().call_soon_threadsafe(lambda: asyncio.ensure_future(_send(ids)))
+    """Tell the streams about these orders within FLUSH_SECONDS, together with whatever else changed meanwhile.
+
+    Only the first change after a message wakes the sending loop: under load
+    the consumer commits many small batches a second, and waking the loop and
+    sending for each cost the read model's worker more than its own work.
+    """
+    with _waiting_lock:
+        wake = not _waiting
+        _waiting.update(order_ids)
+        wake = wake and bool(_waiting)
+    if wake:
+        loop = _loop()
+        loop.call_soon_threadsafe(loop.call_later, FLUSH_SECONDS, _flush)
+
+
+def _flush() -> None:
+    with _waiting_lock:
+        ids = sorted(_waiting)
+        _waiting.clear()
+    asyncio.ensure_future(_send(ids))
 
 
 async def _send(order_ids: list[str]) -> None:
@@ -56,9 +77,7 @@ async def _send(order_ids: list[str]) -> None:
     if layer is None:
         return
     try:
-        for order_id in order_ids:
-            await layer.group_send(order_group(order_id), {"type": "projection.changed", "orderId": order_id})
-        await layer.group_send(LIST_GROUP, {"type": "orders.changed", "orderIds": order_ids[:500]})
+        await layer.group_send(GROUP, {"type": CHANGED, "orderIds": order_ids})
     except Exception:  # browsers miss a live update; the page is still right on its next load
         log.warning("live update not delivered", exc_info=True)
 

@@ -26,14 +26,10 @@ def project_all(events: Sequence[Event], uow: UnitOfWork) -> list[OrderProjectio
     """Apply the events in order inside the caller's unit of work; returns the projections that changed."""
     if not events:
         return []
-    alias = uow.alias
     # Locked for the same reason as the order's history: one order's events come from
-    # several topics, i.e. possibly from consumers in several processes at once. In key
-    # order, so two batches lock their common rows in the same order.
+    # several topics, i.e. possibly from consumers in several processes at once.
     # (A row that does not exist yet is guarded by the primary key: a second insert fails.)
-    ids = sorted({e.order_id for e in events})
-    rows = {r.order_id: r for r in OrderProjection.objects.using(alias).select_for_update().filter(pk__in=ids)
-            .order_by("pk")}
+    rows = uow.locked(OrderProjection, {e.order_id for e in events})
     existing = set(rows)
     changed: dict[str, OrderProjection] = {}
     now = datetime.now(timezone.utc)

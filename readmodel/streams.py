@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.template.loader import render_to_string
 
-from readmodel.live import LIST_GROUP, order_group
+from readmodel import live
 from readmodel.models import OrderProjection, public_entry
 from shopsite.ops import stream_access
 from shopsite.ops.stream_admission import admission
@@ -44,6 +44,7 @@ from shopsite.services import BY_NAME
 
 ALIAS = BY_NAME["readmodel"].alias
 RETRY_AFTER_SECONDS = 5
+LIST_IDS = 500  # changed orders named to the order list per message; the page re-fetches what it shows anyway
 
 _reads = ThreadPoolExecutor(max_workers=settings.SSE_DB_THREADS, thread_name_prefix="stream-db")
 
@@ -207,14 +208,15 @@ class TimelineStream(_StreamConsumer):
             await self.send_response(404, payload, headers=[(b"Content-Type", b"application/json")])
             return
         # Join the group before reading, so nothing committed in between is missed.
-        await self.open_stream([order_group(self.order_id)])
+        await self.open_stream([live.GROUP])
         await self._send_new()
 
     async def _known_elsewhere(self) -> bool:
         return self.order_known is not None and bool(await in_reader_thread(self.order_known)(self.order_id))
 
-    async def projection_changed(self, message: dict[str, Any]) -> None:
-        await self._send_new()
+    async def projections_changed(self, message: dict[str, Any]) -> None:
+        if self.order_id in message["orderIds"]:  # every stream hears every change: this order's only
+            await self._send_new()
 
     async def _send_new(self) -> None:
         timeline = await _timeline(self.order_id) or []
@@ -239,7 +241,7 @@ class OrderListStream(_StreamConsumer):
     """Tells the order list that orders changed; the page re-fetches what it shows."""
 
     async def handle(self) -> None:
-        await self.open_stream([LIST_GROUP])
+        await self.open_stream([live.GROUP])
 
-    async def orders_changed(self, message: dict[str, Any]) -> None:
-        await self.send_body(sse(json.dumps(message["orderIds"]), event="changed"))
+    async def projections_changed(self, message: dict[str, Any]) -> None:
+        await self.send_body(sse(json.dumps(message["orderIds"][:LIST_IDS]), event="changed"))

@@ -54,8 +54,7 @@ def ship_authorised(events: list[Event], uow: UnitOfWork) -> None:
     or cancelled) is never shipped twice; a second insert of the same order
     by another process fails on the primary key and the batch is replayed.
     """
-    ids = sorted({e.order_id for e in events})
-    attempted = set(Shipment.objects.using(uow.alias).filter(pk__in=ids).values_list("pk", flat=True))
+    attempted = uow.existing_pks(Shipment, {e.order_id for e in events})
     sim: ShippingSimulator | None = None
     now = datetime.now(timezone.utc)
     new: list[Shipment] = []

@@ -103,8 +103,9 @@ class Config:
     kafka_bootstrap_servers: str | None = setting(
         "KAFKA_BOOTSTRAP_SERVERS", None, f"an external Kafka / Redpanda; unset: `make run` starts the embedded "
         f"broker (other processes: {LOCAL_KAFKA})")
-    kafka_topic_partitions: int = setting(
-        "KAFKA_TOPIC_PARTITIONS", 4, "partitions per topic when topics are created", minimum=1)
+    kafka_topic_partitions: int | None = setting(
+        "KAFKA_TOPIC_PARTITIONS", None, "partitions per topic when topics are created; unset: 1 on SQLite (one "
+        "consumer per service, see Throughput), else 4", minimum=1)
     kafka_topic_replication: int = setting(
         "KAFKA_TOPIC_REPLICATION", 1, "replicas per topic when topics are created", minimum=1)
     kafka_consumer_batch: int = setting(
@@ -236,6 +237,14 @@ class Config:
 
     def var_dir_in(self, base_dir: Path) -> Path:
         return self.var_dir or base_dir / "var"
+
+    def topic_partitions(self) -> int:
+        # SQLite has one writer per database, so one consumer per service: a partition more per topic
+        # gains nothing and costs the broker work on every fetch of every consumer (measured: broker CPU
+        # per order 0.40 -> 0.16 ms with one partition instead of four).
+        if self.kafka_topic_partitions is not None:
+            return self.kafka_topic_partitions
+        return 1 if self.database_backend == databases.SQLITE else 4
 
     def hsts(self) -> int:
         if self.hsts_seconds is not None:

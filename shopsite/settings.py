@@ -191,7 +191,7 @@ STATIC_ROOT = VAR_DIR / "static"
 
 # --- Kafka -------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = CONFIG.kafka_bootstrap()
-KAFKA_TOPIC_PARTITIONS = CONFIG.kafka_topic_partitions
+KAFKA_TOPIC_PARTITIONS = CONFIG.topic_partitions()
 KAFKA_TOPIC_REPLICATION = CONFIG.kafka_topic_replication
 KAFKA_CONSUMER_BATCH = CONFIG.kafka_consumer_batch
 KAFKA_GROUP_PREFIX = CONFIG.kafka_group_prefix

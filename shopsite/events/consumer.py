@@ -37,6 +37,7 @@ from shopsite.events.envelope import Event, InvalidEvent, decode
 from shopsite.events.kafka import (MISSING_TOPIC_ERRORS, BrokerWatch, ensure_topics, ensure_topics_soon, kafka_log,
                                    new_consumer)
 from shopsite.events.lag import LagReporter
+from shopsite.events.offsets import Offsets, on_commit_callback
 from shopsite.events.readiness import ConsumerReadiness
 from shopsite.events.models import ProcessedEvent
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
@@ -305,7 +306,7 @@ class BatchProcessor:
         self.budget.check(invalid)
         with unit_of_work(self.alias) as uow:
             keys = {ProcessedEvent.key(self.spec.name, i.event.event_id) for i in items if i.event}
-            seen = set(ProcessedEvent.objects.using(self.alias).filter(pk__in=keys).values_list("pk", flat=True))
+            seen = uow.existing_pks(ProcessedEvent, keys)
             fresh: list[_Item] = []
             duplicates: list[_Item] = []
             for item in items:
@@ -324,9 +325,9 @@ class BatchProcessor:
                 outcomes[topic, "ok"] += 1
             runs = self._handle(fresh, uow)
             now = datetime.now(timezone.utc)
-            uow.insert_rows([
-                ProcessedEvent(id=ProcessedEvent.key(self.spec.name, i.event.event_id), consumer=self.spec.name,
-                               event_id=i.event.event_id, at=now)
+            uow.insert_values(ProcessedEvent, [
+                {"id": ProcessedEvent.key(self.spec.name, i.event.event_id), "consumer": self.spec.name,
+                 "event_id": i.event.event_id, "at": now}
                 for i in fresh if i.event is not None])
         self.budget.spend(invalid)
         # Counted and logged only once the transaction committed: a rolled-back
@@ -454,6 +455,7 @@ class ServiceConsumer:
         self._holding = False  # set while _hold pauses the consumer: see _on_assign
         self._log_epoch = lost_log.epoch()
         self._replay_until = 0.0  # see _replay_new_log
+        self.offsets = Offsets(spec.name)
 
     def run(self) -> None:
         # A thread starts with an empty context: bind the service so every line
@@ -480,6 +482,7 @@ class ServiceConsumer:
                     continue  # these messages may come from the lost log: the new one is read from its start
                 batch = [m for m in messages if self._usable(m)]
                 if not batch:
+                    self.offsets.commit_soon(consumer, idle=True)
                     continue
                 started = time.perf_counter()
                 try:
@@ -492,11 +495,13 @@ class ServiceConsumer:
                                   extra={"consumer": self.spec.name})
                     self._hold(consumer, batch, MustPause(f"unexpected {type(exc).__name__}: {exc}"))
                     continue
-                self._commit(consumer, batch)
+                self._note(batch)
+                self.offsets.commit_soon(consumer, idle=False)
                 metrics.BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
         finally:
             ready.forget()
             try:
+                self.offsets.commit_now(consumer)
                 consumer.close()  # leaves the group now instead of after the session timeout
             except RuntimeError:
                 pass  # already closed by a failed rejoin
@@ -506,8 +511,9 @@ class ServiceConsumer:
     def _join(self) -> tuple[Any, BrokerWatch]:
         # A watch per client: the errors an old client reports while closing must not flag its successor.
         watch = BrokerWatch()
-        consumer = new_consumer(self.spec.group_id, watch)
-        consumer.subscribe(self.spec.topics, on_assign=self._on_assign)
+        consumer = new_consumer(self.spec.group_id, watch, on_commit=on_commit_callback(self.spec.name))
+        consumer.subscribe(self.spec.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_lost)
         return consumer, watch
 
     def _recover_if_broker_returned(self, consumer: Any, watch: BrokerWatch) -> None:
@@ -540,6 +546,7 @@ class ServiceConsumer:
         except Exception as exc:  # noqa: BLE001 - the next probe tries again
             kafka_log.warning("could not ensure topics: %s", exc, extra={"kafka_error": str(exc)})
             return
+        self.offsets.forget()  # a broker that lost its state lost the group's offsets too: redelivered, deduplicated
         watch.lost.clear()
 
     def _replay_new_log(self, consumer: Any) -> None:
@@ -555,35 +562,27 @@ class ServiceConsumer:
         assignment = consumer.assignment()
         log.warning("the broker lost its log; reading the new one from its start", extra={
             "consumer": self.spec.name, "partitions": len(assignment)})
+        self.offsets.forget()  # offsets in the lost log mean nothing in the new one
         try:
             consumer.list_topics(timeout=5.0)  # topics created again by another process: see them now
         except KafkaException:
             pass  # the broker went away again; its return is handled like any other
         self._rewind(consumer, {(tp.topic, tp.partition): OFFSET_BEGINNING for tp in assignment})
 
-    def _commit(self, consumer: Any, batch: Sequence[KafkaMessage]) -> None:
-        """Commit the batch's offsets; a failure only means redelivery, which processed_events absorbs.
-
-        The batch's effects are already committed locally, so a broker that is
-        down or a group that is rebalancing must not kill the loop: the next
-        commit covers these offsets, or the messages come again and are skipped
-        as duplicates.
-        """
-        if self._log_epoch != lost_log.epoch():
-            return  # fetched from a log the broker lost: these offsets mean nothing in the new one
-        try:
-            consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
-        except KafkaException as exc:
-            kafka_log.warning("offset commit failed; the batch may be redelivered (deduplicated): %s", exc,
-                              extra={"consumer": self.spec.name, "kafka_error": str(exc)})
+    def _note(self, batch: Sequence[KafkaMessage]) -> None:
+        """The batch is applied: its offsets may be committed, unless it was fetched from a log the broker lost."""
+        if self._log_epoch == lost_log.epoch():
+            self.offsets.note(batch)
+        # else: those offsets mean nothing in the new log, which is read again from its start
 
     def _commit_prefix_and_hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Commit what was applied before the pause was called for, then hold on the rest."""
         done, rest = batch[:exc.done], batch[exc.done:]
-        if done:
-            self._commit(consumer, done)  # what the prefix emitted woke the relay when it committed
+        self._note(done)  # what the prefix emitted woke the relay when it committed
         if rest:
             self._hold(consumer, rest, exc)
+        else:
+            self.offsets.commit_now(consumer)
 
     def _hold(self, consumer: Any, batch: Sequence[KafkaMessage], exc: MustPause) -> None:
         """Stop consuming for a while and come back to the same messages, uncommitted.
@@ -598,6 +597,7 @@ class ServiceConsumer:
         """
         log.critical("consumer pausing: cannot move on safely", extra={
             "consumer": self.spec.name, "reason": str(exc), "pauseSeconds": exc.pause_seconds})
+        self.offsets.commit_now(consumer)  # what was applied before the pause: committed, not held back
         metrics.CONSUMER_PAUSED.labels(self.spec.name).set(1)
         rewind = {(tp.topic, tp.partition): tp.offset for tp in _first_offsets(batch)}
         self._holding = True
@@ -639,6 +639,14 @@ class ServiceConsumer:
         consumer.pause(partitions)
         log.info("partitions assigned during a pause: paused too", extra={
             "consumer": self.spec.name, "partitions": [f"{tp.topic}[{tp.partition}]" for tp in partitions]})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions going to another member: commit what was applied of them first, so it is not redone."""
+        self.offsets.commit_now(consumer, partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions already taken away (session lost): a commit would be refused; the new owner deduplicates."""
+        self.offsets.forget(partitions)
 
     def _rewind(self, consumer: Any, offsets: Mapping[tuple[str, int], int]) -> None:
         """Seek each partition back to its first unprocessed offset; a partition no longer ours is the new owner's."""
@@ -715,15 +723,6 @@ def _first_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
         tp = (m.topic(), m.partition())
         lowest[tp] = min(lowest.get(tp, m.offset()), m.offset())
     return [TopicPartition(t, p, o) for (t, p), o in lowest.items()]
-
-
-def _next_offsets(batch: Sequence[KafkaMessage]) -> list[TopicPartition]:
-    """Offset to commit per partition: the last processed offset + 1."""
-    highest: dict[tuple[str, int], int] = {}
-    for m in batch:
-        tp = (m.topic(), m.partition())
-        highest[tp] = max(highest.get(tp, -1), m.offset())
-    return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
 
 def _event_log_context(event: Event, message: KafkaMessage) -> contextlib.AbstractContextManager[None]:

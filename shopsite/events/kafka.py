@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -237,10 +238,13 @@ class BrokerWatch:
             self.lost.set()
 
 
-def new_consumer(group_id: str, watch: BrokerWatch | None = None) -> Consumer:
+def new_consumer(group_id: str, watch: BrokerWatch | None = None,
+                 on_commit: Callable[[KafkaError | None, list[Any]], None] | None = None) -> Consumer:
     config = consumer_config(group_id)
     if watch is not None:
         config["error_cb"] = watch
+    if on_commit is not None:
+        config["on_commit"] = on_commit  # asynchronous commits report here, from poll()
     return Consumer(config)
 
 

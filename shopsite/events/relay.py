@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from confluent_kafka import KafkaError, KafkaException, Message
-from django.db.models import F
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 
-from shopsite.events import kafka, metrics, relay_lock
+from shopsite.events import bulk_sql, kafka, metrics, relay_lock
 from shopsite.events.models import OutboxMessage
 from shopsite.services import BY_ALIAS
 
@@ -80,7 +81,7 @@ def _drain(alias: str, batch_size: int, timeout: float | None) -> tuple[int, boo
     service = BY_ALIAS[alias].name
     published = 0
     while True:
-        rows = list(pending(alias).order_by("id").values("id", "topic", "key", "payload")[:batch_size])
+        rows = _pending_rows(alias, batch_size)
         if not rows:
             return published, True
         outcome = _publish(rows, timeout)
@@ -93,6 +94,19 @@ def _drain(alias: str, batch_size: int, timeout: float | None) -> tuple[int, boo
             return published, False
         if len(rows) < batch_size:
             return published, True
+
+
+def _pending_rows(alias: str, limit: int) -> list[dict]:
+    """The next pending rows in creation order: id, topic, key and `value`, the envelope's JSON text.
+
+    On SQL backends the stored JSON text is published as it is: decoding it
+    into a dict only to encode it again cost the relay half its CPU.
+    """
+    rows = pending(alias).order_by("id")
+    if bulk_sql.supported(alias):
+        return list(rows.annotate(value=Cast("payload", TextField())).values("id", "topic", "key", "value")[:limit])
+    return [{**row, "value": json.dumps(row.pop("payload"), separators=(",", ":"))}
+            for row in rows.values("id", "topic", "key", "payload")[:limit]]
 
 
 def _record(alias: str, service: str, rows: list[dict], outcome: _Outcome) -> None:
@@ -149,9 +163,8 @@ def _publish(rows: list[dict], timeout: float | None) -> _Outcome:
     deadline = time.monotonic() + timeout
     produced: list[int] = []
     for row in rows:
-        value = json.dumps(row["payload"], separators=(",", ":")).encode()
         try:
-            _produce(producer, row, value, report(row["id"]))
+            _produce(producer, row, report(row["id"]))
         except KafkaException as exc:
             err = exc.args[0]
             if kafka.is_permanent(err):
@@ -182,10 +195,10 @@ def _publish(rows: list[dict], timeout: float | None) -> _Outcome:
     return outcome
 
 
-def _produce(producer, row: dict, value: bytes, on_delivery) -> None:  # noqa: ANN001 - confluent types
+def _produce(producer, row: dict, on_delivery) -> None:  # noqa: ANN001 - confluent types
     while True:
         try:
-            producer.produce(row["topic"], key=row["key"].encode(), value=value, on_delivery=on_delivery)
+            producer.produce(row["topic"], key=row["key"], value=row["value"], on_delivery=on_delivery)
             return
         except BufferError:
             producer.poll(0.05)  # local queue full: let deliveries drain

@@ -11,7 +11,7 @@ replica set), because Django's atomic is a no-op there.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, ContextManager
 
@@ -28,7 +28,7 @@ class UnitOfWork:
     def __init__(self, alias: str):
         self.alias = alias
         self.emitted: list[Event] = []
-        self._outbox_rows: list[OutboxMessage] = []
+        self._outbox_rows: list[dict[str, Any]] = []
         self._announced = False
 
     def on_commit(self, callback: Callable[[], None]) -> None:
@@ -44,14 +44,8 @@ class UnitOfWork:
 
     def emit(self, event: Event) -> Event:
         """Queue an event for publishing; it is written when the unit of work commits."""
-        row = OutboxMessage(
-            event_id=event.event_id,
-            type=event.type,
-            topic=event.topic,
-            key=event.key,
-            payload=event.to_wire(),
-        )
-        self._outbox_rows.append(row)
+        self._outbox_rows.append({"event_id": event.event_id, "type": event.type, "topic": event.topic,
+                                  "key": event.key, "payload": event.to_wire(), "created_at": None})
         self.emitted.append(event)
         return event
 
@@ -81,21 +75,59 @@ class UnitOfWork:
         else:
             type(rows[0])._default_manager.using(self.alias).bulk_create(rows)
 
-    def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
-        """Write `fields` of rows of one model that exist and were loaded (locked) in this transaction.
+    def insert_values(self, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+        """insert_rows for rows given as {attname: value} (all with the same keys; defaults fill the rest).
 
-        Django's bulk_update builds a CASE WHEN expression per row and field,
-        which costs more CPU than the queries it saves; where the backend has
-        it (SQLite, PostgreSQL) an INSERT ... ON CONFLICT (pk) DO UPDATE of
-        the same rows does it in one cheap statement. Only for rows known to
-        exist: a new row goes through insert_rows, so that another process
-        creating it at the same time fails on the primary key instead of
-        being overwritten.
+        For the rows a batch writes many of and never reads back (inbox,
+        outbox): on SQL backends no model instance is built for them.
         """
         if not rows:
             return
         if bulk_sql.supported(self.alias):
-            bulk_sql.insert(self.alias, rows, update_fields=fields)
+            bulk_sql.insert_values(self.alias, model, rows)
+        else:
+            model._default_manager.using(self.alias).bulk_create([model(**row) for row in rows])
+
+    def locked(self, model: type[Model], pks: Collection[Any]) -> dict[Any, Model]:
+        """The rows of `model` with these primary keys, by key, locked for this transaction.
+
+        Locked in key order, so two transactions that lock common rows never
+        wait on each other in a cycle (PostgreSQL; SQLite's IMMEDIATE
+        transaction holds the whole database). A key without a row is absent:
+        a row created meanwhile by another process is guarded by its primary
+        key (a second insert fails).
+        """
+        if not pks:
+            return {}
+        if bulk_sql.supported(self.alias):
+            rows = bulk_sql.load(self.alias, model, pks, lock=True)
+        else:
+            rows = list(model._default_manager.using(self.alias).select_for_update().filter(pk__in=list(pks))
+                        .order_by("pk"))
+        return {row.pk: row for row in rows}
+
+    def existing_pks(self, model: type[Model], pks: Collection[Any]) -> set[Any]:
+        """Which of these primary keys have a row of `model` (read in this transaction)."""
+        if not pks:
+            return set()
+        if bulk_sql.supported(self.alias):
+            return bulk_sql.existing_pks(self.alias, model, pks)
+        return set(model._default_manager.using(self.alias).filter(pk__in=pks).values_list("pk", flat=True))
+
+    def update_rows(self, rows: Sequence[Model], fields: list[str]) -> None:
+        """Write `fields` of rows of one model that exist and were loaded (locked) in this transaction.
+
+        Django's bulk_update builds a CASE WHEN expression per row and field,
+        which costs more CPU than the queries it saves; on SQL backends
+        bulk_sql.update writes just those columns (see there). Only for rows
+        known to exist: a new row goes through insert_rows, so that another
+        process creating it at the same time fails on the primary key instead
+        of being overwritten.
+        """
+        if not rows:
+            return
+        if bulk_sql.supported(self.alias):
+            bulk_sql.update(self.alias, rows, fields)
         else:
             type(rows[0])._default_manager.using(self.alias).bulk_update(rows, fields)
 
@@ -103,9 +135,9 @@ class UnitOfWork:
         if self._outbox_rows:
             now = datetime.now(timezone.utc)  # once per transaction, not once per event
             for row in self._outbox_rows:
-                row.created_at = now
+                row["created_at"] = now
             # Inserted in list order, so ids (and publish order) follow emit order.
-            self.insert_rows(self._outbox_rows)
+            self.insert_values(OutboxMessage, self._outbox_rows)
             self._outbox_rows = []
             if not self._announced:
                 # Publishing after commit: wake the outbox's relay loop (an Event or one Redis PUBLISH).

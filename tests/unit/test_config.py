@@ -26,9 +26,15 @@ THE_READER = ROOT / "shopsite" / "config.py"
 def test_defaults_without_environment() -> None:
     cfg = from_environ({})
     assert cfg == Config()
-    assert cfg.database_backend == "sqlite" and cfg.port is None and cfg.kafka_topic_partitions == 4
+    assert cfg.database_backend == "sqlite" and cfg.port is None and cfg.kafka_topic_partitions is None
     assert cfg.kafka_bootstrap() == config.LOCAL_KAFKA and cfg.redis() == config.LOCAL_REDIS
     assert cfg.var_dir_in(Path("/checkout")) == Path("/checkout/var")
+
+
+def test_topics_get_one_partition_on_sqlite_four_elsewhere_unless_told() -> None:
+    assert from_environ({}).topic_partitions() == 1
+    assert from_environ({"SHOPSITE_DB": "postgres"}).topic_partitions() == 4
+    assert from_environ({"SHOPSITE_DB": "sqlite", "KAFKA_TOPIC_PARTITIONS": "3"}).topic_partitions() == 3
 
 
 def test_values_are_typed() -> None:

@@ -1,10 +1,11 @@
 import json
+from datetime import timezone
 from decimal import Decimal
 
 import pytest
 
 from shopsite.events import topics
-from shopsite.events.envelope import InvalidEvent, decode, new_event
+from shopsite.events.envelope import Event, InvalidEvent, decode, new_event
 from tests.factories import Saga, wire
 
 pytestmark = pytest.mark.backends("sqlite", "postgres", "mongodb", "mongomock")
@@ -84,3 +85,46 @@ def test_total_keeps_cents_exactly():
     with pytest.raises(InvalidEvent):
         new_event(topics.ORDER_CREATED, {"orderId": "o", "items": [{"sku": "SKU-1", "qty": 1}], "total": 1.005},
                   correlation_id="c")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"eventId": "{%s}"},  # formatted with the event id: braces, as uuid.UUID accepts
+        {"eventId": "upper"},
+        {"timestamp": "2026-11-24T12:00:00.100+00:00"},
+        {"timestamp": "2026-11-24T13:00:00.100+01:00"},
+        {"version": "1"},
+        {"causationId": None},
+        {"headers": {"source": "test"}},
+    ],
+)
+def test_every_valid_shape_of_an_envelope_decodes_to_the_same_event(change):
+    # Envelopes as this system writes them are checked on a fast path; any other valid shape
+    # takes pydantic's, normalised the same way (canonical eventId, UTC timestamp).
+    event = Saga().created()
+    if change.get("eventId") == "upper":
+        change = {"eventId": event.event_id.upper()}
+    elif "eventId" in change:
+        change = {"eventId": change["eventId"] % event.event_id}
+    back = decode(wire(event, **change))
+    expected_headers = change.get("headers") or {}
+    assert back == Event(**{**vars(event), "headers": expected_headers})
+    assert back.timestamp.tzinfo is timezone.utc and back.event_id == event.event_id
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"eventId": "01a20dcb-80a9-7a27-89e5-d9f7a741106"}, "eventId"),  # one digit short
+        ({"timestamp": "2026-02-30T12:00:00.000000Z"}, "timestamp"),  # a day that does not exist
+        ({"version": 0}, "version"),
+        ({"key": "k" * 65}, "key"),
+        ({"causationId": "c" * 65}, "causationId"),
+        ({"payload": []}, "payload"),
+    ],
+)
+def test_an_envelope_that_is_almost_the_usual_shape_is_still_refused_with_the_reason(change, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        decode(wire(Saga().created(), **change))
