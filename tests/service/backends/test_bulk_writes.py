@@ -1,0 +1,95 @@
+"""UnitOfWork's bulk writes behave like writing the rows one by one, in order.
+
+On PostgreSQL they go through COPY (shopsite/events/pg_copy.py): upserts
+pass through a staging table of the session, which must not carry rows from
+one call into the next, and must exist again after a transaction that
+created it rolled back. Transactional tests: real commits, real sessions.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connections
+from django.test.utils import CaptureQueriesContext
+
+from readmodel.models import OrderProjection
+from readmodel.projection import project
+from shopsite.events.models import OutboxMessage
+from shopsite.events.unit_of_work import unit_of_work
+from tests.factories import Saga
+
+pytestmark = [pytest.mark.backends("sqlite", "postgres"), pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+ALIAS = "read_model_service"
+
+
+def _projected(*sagas: Saga) -> list[OrderProjection]:
+    with unit_of_work(ALIAS) as uow:
+        for saga in sagas:
+            project(saga.created(), uow)
+    return list(OrderProjection.objects.using(ALIAS).filter(pk__in=[s.order_id for s in sagas]).order_by("pk"))
+
+
+def _status(order_id: str) -> str:
+    return OrderProjection.objects.using(ALIAS).get(pk=order_id).current_status
+
+
+def test_the_last_of_several_rows_with_one_key_wins():
+    [row] = _projected(Saga())
+    again = OrderProjection.objects.using(ALIAS).get(pk=row.pk)
+    row.current_status, again.current_status = "PAID", "SHIPPED"
+    with unit_of_work(ALIAS) as uow:
+        uow.update_rows([row, again], ["current_status"])
+    assert _status(row.pk) == "SHIPPED"
+
+
+def test_a_second_update_in_one_transaction_writes_only_its_own_rows():
+    first, second = _projected(Saga(), Saga())
+    with unit_of_work(ALIAS) as uow:
+        first.current_status = "PAID"
+        uow.update_rows([first], ["current_status"])
+        OrderProjection.objects.using(ALIAS).filter(pk=first.pk).update(current_status="CANCELLED")
+        second.current_status = "SHIPPED"
+        uow.update_rows([second], ["current_status"])
+    assert (_status(first.pk), _status(second.pk)) == ("CANCELLED", "SHIPPED")
+
+
+def test_updates_work_after_a_transaction_that_first_needed_them_rolled_back():
+    connection = connections[ALIAS]
+    connection.close()
+    if hasattr(connection, "close_pool"):
+        connection.close_pool()  # PostgreSQL: the next query opens a new session, with nothing staged in it
+    [row] = _projected(Saga())
+    row.current_status = "PAID"
+    with pytest.raises(RuntimeError), unit_of_work(ALIAS) as uow:
+        uow.update_rows([row], ["current_status"])
+        raise RuntimeError("handler failed")
+    assert _status(row.pk) == "CREATED"
+    with unit_of_work(ALIAS) as uow:
+        uow.update_rows([row], ["current_status"])
+    assert _status(row.pk) == "PAID"
+
+
+def test_inserted_rows_keep_their_order_and_an_existing_key_fails_the_transaction():
+    events = [Saga().created() for _ in range(5)]
+    with unit_of_work(ALIAS) as uow:
+        for event in events:
+            uow.emit(event)
+    rows = OutboxMessage.objects.using(ALIAS).order_by("id")
+    assert [r.event_id for r in rows] == [e.event_id for e in events]
+
+    [row] = _projected(Saga())
+    with pytest.raises(IntegrityError), unit_of_work(ALIAS) as uow:
+        uow.emit(Saga().created())
+        uow.insert_rows([OrderProjection(order_id=row.pk, created_at=row.created_at, current_status="PAID",
+                                         timeline=[], updated_at=row.updated_at)])
+    assert OutboxMessage.objects.using(ALIAS).count() == 5  # the whole transaction rolled back
+    assert _status(row.pk) == "CREATED"
+
+
+def test_bulk_writes_are_in_the_query_log():
+    [row] = _projected(Saga())
+    row.current_status = "PAID"
+    with CaptureQueriesContext(connections[ALIAS]) as captured, unit_of_work(ALIAS) as uow:
+        uow.update_rows([row], ["current_status"])
+    assert any(OrderProjection._meta.db_table in q["sql"] for q in captured.captured_queries)
