@@ -30,28 +30,36 @@ def _projected(*sagas: Saga) -> list[OrderProjection]:
     return list(OrderProjection.objects.using(ALIAS).filter(pk__in=[s.order_id for s in sagas]).order_by("pk"))
 
 
+def _many(count: int = 4) -> list[OrderProjection]:
+    return _projected(*[Saga() for _ in range(count)])
+
+
 def _status(order_id: str) -> str:
     return OrderProjection.objects.using(ALIAS).get(pk=order_id).current_status
 
 
-def test_the_last_of_several_rows_with_one_key_wins():
-    [row] = _projected(Saga())
+@pytest.mark.parametrize("others", [0, 3])
+def test_the_last_of_several_rows_with_one_key_wins(others: int):
+    row, *rest = _many(1 + others)
     again = OrderProjection.objects.using(ALIAS).get(pk=row.pk)
     row.current_status, again.current_status = "PAID", "SHIPPED"
     with unit_of_work(ALIAS) as uow:
-        uow.update_rows([row, again], ["current_status"])
+        uow.update_rows([row, *rest, again], ["current_status"])
     assert _status(row.pk) == "SHIPPED"
 
 
 def test_a_second_update_in_one_transaction_writes_only_its_own_rows():
-    first, second = _projected(Saga(), Saga())
+    first, second = _many(), _many()
     with unit_of_work(ALIAS) as uow:
-        first.current_status = "PAID"
-        uow.update_rows([first], ["current_status"])
-        OrderProjection.objects.using(ALIAS).filter(pk=first.pk).update(current_status="CANCELLED")
-        second.current_status = "SHIPPED"
-        uow.update_rows([second], ["current_status"])
-    assert (_status(first.pk), _status(second.pk)) == ("CANCELLED", "SHIPPED")
+        for row in first:
+            row.current_status = "PAID"
+        uow.update_rows(first, ["current_status"])
+        OrderProjection.objects.using(ALIAS).filter(pk__in=[r.pk for r in first]).update(current_status="CANCELLED")
+        for row in second:
+            row.current_status = "SHIPPED"
+        uow.update_rows(second, ["current_status"])
+    assert {_status(r.pk) for r in first} == {"CANCELLED"}
+    assert {_status(r.pk) for r in second} == {"SHIPPED"}
 
 
 def test_updates_work_after_a_transaction_that_first_needed_them_rolled_back():
@@ -59,15 +67,16 @@ def test_updates_work_after_a_transaction_that_first_needed_them_rolled_back():
     connection.close()
     if hasattr(connection, "close_pool"):
         connection.close_pool()  # PostgreSQL: the next query opens a new session, with nothing staged in it
-    [row] = _projected(Saga())
-    row.current_status = "PAID"
+    rows = _many()
+    for row in rows:
+        row.current_status = "PAID"
     with pytest.raises(RuntimeError), unit_of_work(ALIAS) as uow:
-        uow.update_rows([row], ["current_status"])
+        uow.update_rows(rows, ["current_status"])
         raise RuntimeError("handler failed")
-    assert _status(row.pk) == "CREATED"
+    assert {_status(r.pk) for r in rows} == {"CREATED"}
     with unit_of_work(ALIAS) as uow:
-        uow.update_rows([row], ["current_status"])
-    assert _status(row.pk) == "PAID"
+        uow.update_rows(rows, ["current_status"])
+    assert {_status(r.pk) for r in rows} == {"PAID"}
 
 
 def test_inserted_rows_keep_their_order_and_an_existing_key_fails_the_transaction():
@@ -88,8 +97,7 @@ def test_inserted_rows_keep_their_order_and_an_existing_key_fails_the_transactio
 
 
 def test_bulk_writes_are_in_the_query_log():
-    [row] = _projected(Saga())
-    row.current_status = "PAID"
+    rows = _many()
     with CaptureQueriesContext(connections[ALIAS]) as captured, unit_of_work(ALIAS) as uow:
-        uow.update_rows([row], ["current_status"])
+        uow.update_rows(rows, ["current_status"])
     assert any(OrderProjection._meta.db_table in q["sql"] for q in captured.captured_queries)
