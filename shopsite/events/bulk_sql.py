@@ -5,8 +5,9 @@ compiler; for the consumer's few hundred rows per batch that bookkeeping
 costs several times the database work. Here one statement is built per
 model and column set, each value is prepared by its own field (the same
 conversions the ORM applies), and the rows go through the driver's
-executemany in list order (on PostgreSQL, COPY: pg_copy.py). Used through
-UnitOfWork, which decides per backend; MongoDB keeps the ORM path.
+executemany in list order (new rows on PostgreSQL: COPY, pg_copy.py).
+Used through UnitOfWork, which decides per backend; MongoDB keeps the ORM
+path.
 """
 
 from __future__ import annotations
@@ -37,13 +38,8 @@ def insert(alias: str, rows: Sequence[Model], update_fields: Sequence[str] = ())
     connection = connections[alias]
     fields = _columns(model, with_pk=rows[0].pk is not None)
     params = [tuple(f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields) for row in rows]
-    if connection.vendor == "postgresql":
-        meta, columns = model._meta, [f.column for f in fields]
-        if update_fields:
-            pg_copy.upsert(connection, meta.db_table, columns, params, meta.pk.column,
-                           [meta.get_field(f).column for f in update_fields])
-        else:
-            pg_copy.insert(connection, meta.db_table, columns, params)
+    if connection.vendor == "postgresql" and not update_fields:
+        pg_copy.insert(connection, model._meta.db_table, [f.column for f in fields], params)
         return
     sql = _statement(model, tuple(f.attname for f in fields), tuple(update_fields), alias)
     with connection.cursor() as cursor:
