@@ -26,21 +26,21 @@ REPLAY_COUNT_HEADER = "x-replay-count"
 NUL, SHOWN_FOR_NUL = "\x00", "\ufffd"
 
 
-def _storable(value: Any) -> Any:
+def storable(value: Any) -> Any:
     """`value` with every NUL character of its strings (keys included) replaced."""
     if isinstance(value, str):
         return value.replace(NUL, SHOWN_FOR_NUL) if NUL in value else value
     if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
+        return {storable(k): storable(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_storable(v) for v in value]
+        return [storable(v) for v in value]
     return value
 
 
 def _original(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
     """(payload to keep, parsed envelope or {}) from the raw message value, both storable."""
     original, envelope = _parsed(raw)
-    return _storable(original), _storable(envelope)
+    return storable(original), storable(envelope)
 
 
 def _parsed(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
@@ -93,8 +93,8 @@ def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, 
     payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
     raw_key = message.key()
     order_id = _clamped(_str_or_none(payload.get("orderId")) or _str_or_none(envelope.get("key"))
-                        or (_storable(raw_key.decode("utf-8", errors="replace")) if raw_key else None), MAX_ID_CHARS)
-    headers = _storable({k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
+                        or (storable(raw_key.decode("utf-8", errors="replace")) if raw_key else None), MAX_ID_CHARS)
+    headers = storable({k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
                          for k, v in (message.headers() or [])})
     correlation_id = _correlation_id(envelope)
     original_event_id = event_id or _str_or_none(envelope.get("eventId"))
@@ -104,7 +104,7 @@ def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, 
             "originalType": _clamped(event_type or _str_or_none(envelope.get("type")), 200) or "unknown",
             "originalEventId": _clamped(original_event_id, 100) or "unknown",
             "orderId": order_id,
-            "error": _storable(reason[:2000]),
+            "error": storable(reason[:2000]),
             "payload": original,
             "sourceTopic": message.topic(),
             "partition": message.partition(),

@@ -261,6 +261,12 @@ def test_poison_with_nul_characters_is_dead_lettered_and_stored_on_every_backend
     assert DeadLetter.objects.using("read_model_service").count() == 2
 
 
+def test_an_unreadable_dead_letter_with_nul_characters_is_stored():
+    deliver("readmodel", [raw_message(b"\x00\x01not json\x00", topic=topics.DEAD_LETTER, key="k\x00")])
+    (row,) = DeadLetter.objects.using("read_model_service").all()
+    assert row.original_type == "unreadable dead letter" and "\x00" not in row.payload + row.order_id
+
+
 def test_replay_publishes_a_corrected_event_and_counts_replays():
     bad = Saga().created().to_wire()
     bad["payload"]["items"][0]["qty"] = -1
