@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from readmodel.models import DeadLetter
-from shopsite.events.deadletter import MAX_RAW_CHARS, REPLAY_COUNT_HEADER
+from shopsite.events.deadletter import MAX_RAW_CHARS, REPLAY_COUNT_HEADER, storable
 from shopsite.events.envelope import Event, InvalidEvent, format_timestamp, from_wire
 from shopsite.events.schemas import DeadLetter as DeadLetterPayload
 from shopsite.events.unit_of_work import UnitOfWork, unit_of_work
@@ -87,14 +87,15 @@ def store_unreadable(message: Any, reason: str, uow: UnitOfWork) -> DeadLetter:
     if row is not None:
         return row  # redelivered
     raw = message.value() or b""
-    order_key = (message.key() or b"").decode("utf-8", errors="replace")[:64]
+    order_key = storable((message.key() or b"").decode("utf-8", errors="replace")[:64])
+    reason = storable(reason)
     row = DeadLetter(
         id=key, original_type="unreadable dead letter", original_event_id="unknown", order_id=order_key,
         error=f"unreadable message on the dead-letter topic: {reason}"[:2000],
         errors=[{"consumer": "readmodel", "error": reason[:2000], "at": format_timestamp(datetime.now(timezone.utc)),
                  "deadLetterEventId": None}],
-        payload=raw[:MAX_RAW_CHARS].decode("utf-8", errors="replace"), source_topic=topic, partition=partition,
-        offset=offset, headers={}, correlation_id="", created_at=datetime.now(timezone.utc),
+        payload=storable(raw[:MAX_RAW_CHARS].decode("utf-8", errors="replace")), source_topic=topic,
+        partition=partition, offset=offset, headers={}, correlation_id="", created_at=datetime.now(timezone.utc),
     )
     row.save(using=uow.alias, force_insert=True)
     return row

@@ -56,8 +56,33 @@ def postgres_names(base_name: str) -> dict[str, str]:
     return {alias: base_name if alias == "default" else f"{base_name}_{alias}" for alias in ALL_ALIASES}
 
 
-def postgres_databases(url: str) -> dict[str, dict[str, Any]]:
-    """Each alias gets its own PostgreSQL database named after the alias."""
+# Every process draws its connections from a pool per database (psycopg_pool via Django's
+# OPTIONS["pool"]). Persistent per-thread connections (CONN_MAX_AGE) leak under ASGI: Django
+# runs each request's sync code in a thread of its own, so every request opened a connection
+# per database that stayed open until the garbage collector found it (a web process held 70
+# during a burst, and the server's max_connections ran out). Long-lived threads (consumers,
+# relay loops) keep the connection they took; request and task threads give it back at the end.
+POOL_MIN_SIZE = 0  # a database this process rarely touches (the dashboard's, the health probe's) holds none
+POOL_WAIT_SECONDS = 10.0  # a caller waiting longer for a connection gets an error (transient: it retries)
+POOL_IDLE_SECONDS = 60.0  # an idle connection beyond min_size is closed after this
+# While the server refuses connections the pool retries in the background with a doubling
+# delay; giving up early lets the next caller start again at once instead of waiting out
+# a long delay after the server is back.
+POOL_RECONNECT_SECONDS = 4.0
+
+
+def postgres_pool(max_size: int, name: str) -> dict[str, Any]:
+    """psycopg_pool.ConnectionPool arguments: at most `max_size` connections to one database from one process."""
+    return {"name": name, "min_size": POOL_MIN_SIZE, "max_size": max_size, "timeout": POOL_WAIT_SECONDS,
+            "max_idle": POOL_IDLE_SECONDS, "reconnect_timeout": POOL_RECONNECT_SECONDS, "num_workers": 1}
+
+
+def postgres_databases(url: str, pool_size: int = 4, process_name: str = "shopsite") -> dict[str, dict[str, Any]]:
+    """Each alias gets its own PostgreSQL database named after the alias, and a pool in each process.
+
+    application_name names the process in pg_stat_activity, so a server's
+    connections can be counted per process (`SHOPSITE_PROCESS`).
+    """
     parts = urlsplit(url)
     databases: dict[str, dict[str, Any]] = {}
     for alias, name in postgres_names(postgres_base_name(url)).items():
@@ -68,7 +93,12 @@ def postgres_databases(url: str) -> dict[str, dict[str, Any]]:
             "PASSWORD": parts.password or "",
             "HOST": parts.hostname or "127.0.0.1",
             "PORT": str(parts.port or 5432),
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": 0,  # required with a pool: "closing" gives the connection back to it
+            # The pool checks a connection before handing it out: after the server dropped
+            # connections (a restart, an outage) no caller gets a dead one.
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"application_name": process_name[:63],
+                        "pool": postgres_pool(pool_size, f"{process_name}:{alias}")},
             # Never the databases `make run` uses: pytest-django creates and drops these.
             "TEST": {"NAME": f"test_{name}"},
         }
@@ -101,13 +131,13 @@ def redact(url: str) -> str:
     return url
 
 
-def configured_databases(backend: str, var_dir: Path, database_url: str,
-                         mongodb_uri: str) -> dict[str, dict[str, Any]]:
+def configured_databases(backend: str, var_dir: Path, database_url: str, mongodb_uri: str, *,
+                         pool_size: int = 4, process_name: str = "shopsite") -> dict[str, dict[str, Any]]:
     """DATABASES for `backend` (one of BACKENDS; shopsite/config.py validated it)."""
     if backend == SQLITE:
         return sqlite_databases(var_dir)
     if backend == POSTGRES:
-        return postgres_databases(database_url)
+        return postgres_databases(database_url, pool_size, process_name)
     if backend == MONGODB:
         return mongo_databases(mongodb_uri)
     # In-process mongomock: same engine and names; the shim swaps the client underneath.

@@ -98,7 +98,9 @@ TEMPLATES = [
 
 # --- Databases: one per service, on the backend SHOPSITE_DB names --------------
 SHOPSITE_DB = CONFIG.database_backend
-DATABASES = databases.configured_databases(SHOPSITE_DB, VAR_DIR, CONFIG.database_url, CONFIG.mongodb_uri)
+DATABASE_POOL_SIZE = CONFIG.database_pool_size  # PostgreSQL: the most connections per database per process
+DATABASES = databases.configured_databases(SHOPSITE_DB, VAR_DIR, CONFIG.database_url, CONFIG.mongodb_uri,
+                                           pool_size=DATABASE_POOL_SIZE, process_name=SHOPSITE_PROCESS)
 DATABASE_ROUTERS = ["shopsite.db_router.ServiceRouter"]
 # Our own models declare their primary keys; this only decides the contrib
 # apps' ids and the outbox's `_id` (shopsite/events/models.py).
@@ -298,6 +300,9 @@ LOGGING = {
         "librdkafka": {"filters": ["throttle"]},
         "shopsite.kafka": {"filters": ["throttle"]},
         "shopsite.ops.health": {"filters": ["throttle"]},
+        # psycopg's pool logs each connection it hands out at INFO, and "error connecting" at every retry
+        # while the server is away.
+        "psycopg.pool": {"level": _QUIET_LEVEL, "filters": ["throttle"]},
     },
 }
 for _name, _level in LOG_LEVELS.items():

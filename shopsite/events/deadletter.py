@@ -20,10 +20,30 @@ log = logging.getLogger(__name__)
 MAX_RAW_CHARS = 64_000
 MAX_ID_CHARS = 64  # correlationId, causationId and key in an envelope
 REPLAY_COUNT_HEADER = "x-replay-count"
+# PostgreSQL's text and jsonb cannot hold U+0000: a dead letter that carried one could never be
+# written, and its consumer would stop on the same poison for ever. Shown as a replacement
+# character, as undecodable bytes already are.
+NUL, SHOWN_FOR_NUL = "\x00", "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """`value` with every NUL character of its strings (keys included) replaced."""
+    if isinstance(value, str):
+        return value.replace(NUL, SHOWN_FOR_NUL) if NUL in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def _original(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
-    """(payload to keep, parsed envelope or {}) from the raw message value."""
+    """(payload to keep, parsed envelope or {}) from the raw message value, both storable."""
+    original, envelope = _parsed(raw)
+    return storable(original), storable(envelope)
+
+
+def _parsed(raw: bytes | None) -> tuple[Any, dict[str, Any]]:
     if raw is None:
         return None, {}
     try:
@@ -73,9 +93,9 @@ def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, 
     payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else {}
     raw_key = message.key()
     order_id = _clamped(_str_or_none(payload.get("orderId")) or _str_or_none(envelope.get("key"))
-                        or (raw_key.decode("utf-8", errors="replace") if raw_key else None), MAX_ID_CHARS)
-    headers = {k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
-               for k, v in (message.headers() or [])}
+                        or (storable(raw_key.decode("utf-8", errors="replace")) if raw_key else None), MAX_ID_CHARS)
+    headers = storable({k: (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v)
+                         for k, v in (message.headers() or [])})
     correlation_id = _correlation_id(envelope)
     original_event_id = event_id or _str_or_none(envelope.get("eventId"))
     uow.emit_new(
@@ -84,7 +104,7 @@ def emit_dead_letter(uow: UnitOfWork, consumer: str, message: Any, reason: str, 
             "originalType": _clamped(event_type or _str_or_none(envelope.get("type")), 200) or "unknown",
             "originalEventId": _clamped(original_event_id, 100) or "unknown",
             "orderId": order_id,
-            "error": reason[:2000],
+            "error": storable(reason[:2000]),
             "payload": original,
             "sourceTopic": message.topic(),
             "partition": message.partition(),

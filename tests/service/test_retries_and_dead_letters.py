@@ -246,6 +246,27 @@ def test_dead_letters_of_one_message_are_stored_once_with_every_consumers_error(
     assert row.original_event_id == bad["eventId"] and row.order_id == bad["key"] and row.status == "PENDING"
 
 
+def test_poison_with_nul_characters_is_dead_lettered_and_stored_on_every_backend():
+    # PostgreSQL's text and jsonb cannot hold U+0000: a dead letter carrying one could not be
+    # written, and the consumer paused on the same poison for ever.
+    bad = Saga().created().to_wire()
+    bad["payload"]["items"][0]["sku"] = "SKU-\x00"
+    raws = [raw_message(b"\x00\x01binary\x00", key="k\x00nul"),
+            raw_message(json.dumps(bad).encode(), key=bad["key"])]
+    deliver("inventory", raws)
+    letters = outbox("inventory", topics.DEAD_LETTER)
+    assert [letter.payload.offset for letter in letters] == [r.offset() for r in raws]
+    assert "\x00" not in json.dumps([letter.payload.model_dump(mode="json") for letter in letters])
+    deliver("readmodel", letters)
+    assert DeadLetter.objects.using("read_model_service").count() == 2
+
+
+def test_an_unreadable_dead_letter_with_nul_characters_is_stored():
+    deliver("readmodel", [raw_message(b"\x00\x01not json\x00", topic=topics.DEAD_LETTER, key="k\x00")])
+    (row,) = DeadLetter.objects.using("read_model_service").all()
+    assert row.original_type == "unreadable dead letter" and "\x00" not in row.payload + row.order_id
+
+
 def test_replay_publishes_a_corrected_event_and_counts_replays():
     bad = Saga().created().to_wire()
     bad["payload"]["items"][0]["qty"] = -1

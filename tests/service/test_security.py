@@ -240,3 +240,23 @@ def test_admin_sets_simulators_through_the_services_with_the_apis_validation():
     saved = admin.post("/admin/shipping/shippingsimulator/default/change/", {"outage": "on", "failure_rate": "0"})
     assert saved.status_code == 302, saved.content[:500]
     assert ShippingSimulator.current("shipping_service").outage is True
+
+
+def test_a_new_operator_is_never_stored_with_a_password_its_first_token_would_be_stamped_with():
+    # A token is stamped with the password it was issued under. A new user once existed for a
+    # moment with an empty password (created, then given an unusable one): a token issued
+    # concurrently in that moment was invalid as soon as it was issued.
+    from django.db.models.signals import post_save
+
+    User = get_user_model()
+    stored: list[str] = []
+
+    def record(sender, instance, **kwargs):  # noqa: ANN001, ARG001 - a signal receiver
+        stored.append(instance.password)
+
+    post_save.connect(record, sender=User)
+    try:
+        ensure_user("newcomer", operator=True)
+    finally:
+        post_save.disconnect(record, sender=User)
+    assert stored and all(p and not User(password=p).has_usable_password() for p in stored), stored

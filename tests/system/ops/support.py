@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,10 +35,16 @@ def artifacts(name: str) -> Path:
 
 
 _tokens: dict[int, str] = {}
+_tokens_lock = threading.Lock()  # a fault case's clients ask for it at once: issue one
 
 
 def operator_token(stack: Stack) -> str:
     """An operator's API token for this stack (issued once per stack, in the stack's environment)."""
+    with _tokens_lock:
+        return _issued_once(stack)
+
+
+def _issued_once(stack: Stack) -> str:
     if id(stack) not in _tokens:
         done = subprocess.run([sys.executable, "manage.py", "issue_ops_token", "ops-tests"], cwd=ROOT,
                               env=stack.env(), capture_output=True, text=True, timeout=60)
