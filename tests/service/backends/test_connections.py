@@ -18,7 +18,6 @@ from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.db import connections
 
-from shopsite.asgi import application
 from shopsite.ops.tokens import ID_CHARS, PREFIX
 
 pytestmark = [pytest.mark.backends("postgres"), pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -28,6 +27,10 @@ UNKNOWN_TOKEN = PREFIX + "x" * ID_CHARS + "y" * 40
 
 
 def _request(path: str) -> int:
+    # Imported here, not at collection: importing the ASGI application starts the order writer's thread,
+    # whose connection would then hold the in-memory SQLite test database of other backends' runs.
+    from shopsite.asgi import application
+
     async def send() -> int:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
                  "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
