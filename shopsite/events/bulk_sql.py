@@ -210,6 +210,23 @@ def _pk_column(model: type[Model], alias: str) -> str:
     return connections[alias].ops.quote_name(model._meta.pk.column)
 
 
+def set_fields(alias: str, model: type[Model], pks: Collection[Any], values: Mapping[str, Any]) -> None:
+    """UPDATE these rows' fields (by attribute name) to the same values: one plain UPDATE per IN_LIST_SIZE keys."""
+    connection = connections[alias]
+    meta = model._meta
+    by_attname = {f.attname: f for f in meta.concrete_fields}
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(by_attname[a].column)} = %s" for a in values)
+    prepared = [_preparer(by_attname[a], connection)(v) for a, v in values.items()]
+    prepare = _preparer(meta.pk, connection)
+    keys = list(pks)
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), IN_LIST_SIZE):
+            chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
+            cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
+                           f"WHERE {_pk_column(model, alias)} IN ({', '.join(['%s'] * len(chunk))})", prepared + chunk)
+
+
 def existing_pks(alias: str, model: type[Model], pks: Collection[Any]) -> set[Any]:
     """Which of these primary keys have a row: one plain SELECT per IN_LIST_SIZE keys, no query compilation."""
     connection = connections[alias]
