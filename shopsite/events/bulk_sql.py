@@ -18,6 +18,7 @@ outbox's rows, a dozen per order, skip building a model each).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -36,6 +37,7 @@ Prepare = Callable[[Any], Any]
 _TEXT = (CharField, TextField)
 _INTEGER = (IntegerField, BooleanField, BigAutoField)
 _PLAIN = (*_TEXT, *_INTEGER, JSONField)
+_cache: weakref.WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 IN_LIST_SIZE = 500  # keys per SELECT ... IN (...): well inside SQLite's limit on parameters
 
 
@@ -120,8 +122,20 @@ def _reader(field: Field) -> Callable[[Model], Any]:
 
 
 def _preparers(model: type[Model], attnames: tuple[str, ...], connection: BaseDatabaseWrapper) -> list[Prepare]:
-    by_attname = {f.attname: f for f in model._meta.concrete_fields}
-    return [_preparer(by_attname[a], connection) for a in attnames]
+    def make() -> list[Prepare]:
+        by_attname = {f.attname: f for f in model._meta.concrete_fields}
+        return [_preparer(by_attname[a], connection) for a in attnames]
+
+    return _per_connection(connection, ("prepare", model, attnames), make)
+
+
+def _per_connection(connection: BaseDatabaseWrapper, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """make(), kept per connection (preparers and converters call its adapters) and key: a batch of one row
+    should not pay for building them."""
+    cached = _cache.setdefault(connection, {})
+    if key not in cached:
+        cached[key] = make()
+    return cached[key]
 
 
 def _preparer(field: Field, connection: BaseDatabaseWrapper) -> Prepare:
@@ -169,7 +183,7 @@ def load(alias: str, model: type[Model], pks: Collection[Any], *, lock: bool = F
     """
     connection = connections[alias]
     select, attnames, columns, converters = _load_plan(model, alias)
-    prepare = _preparer(model._meta.pk, connection)
+    (prepare,) = _preparers(model, (model._meta.pk.attname,), connection)
     keys = sorted(set(pks))
     suffix = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
     rows: list[Model] = []
@@ -193,15 +207,16 @@ def _convert(value: Any, column: Any, converters: list[Callable[..., Any]], conn
 
 def _load_plan(model: type[Model], alias: str) -> tuple[str, list[str], tuple[Any, ...], tuple[list[Any], ...]]:
     """SELECT <every column> FROM <table> WHERE <pk>, the attribute names, each column's expression and its
-    converters (the backend's, then the field's from_db_value: what the query compiler applies).
-
-    Converters come from this thread's connection, so they are looked up per load, not cached.
-    """
+    converters (the backend's, then the field's from_db_value: what the query compiler applies)."""
     connection = connections[alias]
-    fields = model._meta.concrete_fields
-    columns = tuple(f.get_col(model._meta.db_table) for f in fields)
-    converters = tuple(connection.ops.get_db_converters(c) + c.get_db_converters(connection) for c in columns)
-    return _select(model, alias), [f.attname for f in fields], columns, converters
+
+    def make() -> tuple[str, list[str], tuple[Any, ...], tuple[list[Any], ...]]:
+        fields = model._meta.concrete_fields
+        columns = tuple(f.get_col(model._meta.db_table) for f in fields)
+        converters = tuple(connection.ops.get_db_converters(c) + c.get_db_converters(connection) for c in columns)
+        return _select(model, alias), [f.attname for f in fields], columns, converters
+
+    return _per_connection(connection, ("load", model, alias), make)
 
 
 @lru_cache(maxsize=128)
@@ -215,11 +230,28 @@ def _pk_column(model: type[Model], alias: str) -> str:
     return connections[alias].ops.quote_name(model._meta.pk.column)
 
 
+def set_fields(alias: str, model: type[Model], pks: Collection[Any], values: Mapping[str, Any]) -> None:
+    """UPDATE these rows' fields (by attribute name) to the same values: one plain UPDATE per IN_LIST_SIZE keys."""
+    connection = connections[alias]
+    meta = model._meta
+    by_attname = {f.attname: f for f in meta.concrete_fields}
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(by_attname[a].column)} = %s" for a in values)
+    prepared = [_preparer(by_attname[a], connection)(v) for a, v in values.items()]
+    (prepare,) = _preparers(model, (meta.pk.attname,), connection)
+    keys = list(pks)
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), IN_LIST_SIZE):
+            chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
+            cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
+                           f"WHERE {_pk_column(model, alias)} IN ({', '.join(['%s'] * len(chunk))})", prepared + chunk)
+
+
 def existing_pks(alias: str, model: type[Model], pks: Collection[Any]) -> set[Any]:
     """Which of these primary keys have a row: one plain SELECT per IN_LIST_SIZE keys, no query compilation."""
     connection = connections[alias]
     meta = model._meta
-    prepare = _preparer(meta.pk, connection)
+    (prepare,) = _preparers(model, (meta.pk.attname,), connection)
     quote = connection.ops.quote_name
     found: set[Any] = set()
     keys = list(pks)

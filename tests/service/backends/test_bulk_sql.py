@@ -94,3 +94,16 @@ def test_existing_primary_keys_are_found_in_any_number():
                                            for k in keys[::2]])
     asked = [*keys, "inventory:never"]
     assert bulk_sql.existing_pks(alias, ProcessedEvent, asked) == set(keys[::2])
+
+
+def test_fields_set_on_many_rows_by_key_touch_those_rows_only():
+    alias = "order_service"
+    with unit_of_work(alias) as uow:
+        for n in range(bulk_sql.IN_LIST_SIZE + 2):
+            uow.emit_new("payment.PaymentFailed.v1", {"orderId": f"o-{n}", "reason": "no"}, correlation_id="c")
+    ids = list(OutboxMessage.objects.using(alias).order_by("id").values_list("id", flat=True))
+    marked = ids[:-1]
+    bulk_sql.set_fields(alias, OutboxMessage, marked, {"dispatched": True, "dispatched_at": AT_ELSEWHERE})
+    rows = {r.id: r for r in OutboxMessage.objects.using(alias).all()}
+    assert all(rows[i].dispatched and rows[i].dispatched_at == AT_ELSEWHERE for i in marked)
+    assert not rows[ids[-1]].dispatched and rows[ids[-1]].dispatched_at is None
