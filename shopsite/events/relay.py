@@ -29,6 +29,7 @@ from django.db.models import F
 
 from shopsite.events import kafka, metrics, relay_lock
 from shopsite.events.models import OutboxMessage
+from shopsite.events.relaxed_commit import relaxed
 from shopsite.services import BY_ALIAS
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,13 @@ def _drain(alias: str, batch_size: int, timeout: float | None) -> tuple[int, boo
 def _record(alias: str, service: str, rows: list[dict], outcome: _Outcome) -> None:
     now = datetime.now(timezone.utc)
     outbox = OutboxMessage.objects.using(alias)
-    if outcome.acked:
-        outbox.filter(id__in=outcome.acked).update(dispatched=True, dispatched_at=now)
-    for row_id, error in outcome.failed.items():
-        outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
-    for row_id, error in outcome.parked.items():
-        outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000], parked_at=now)
+    with relaxed(alias):  # a mark lost in a crash only republishes rows, which consumers drop
+        if outcome.acked:
+            outbox.filter(id__in=outcome.acked).update(dispatched=True, dispatched_at=now)
+        for row_id, error in outcome.failed.items():
+            outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
+        for row_id, error in outcome.parked.items():
+            outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000], parked_at=now)
     topic_of = {r["id"]: r["topic"] for r in rows}
     for topic, count in Counter(topic_of[i] for i in outcome.acked).items():
         metrics.EVENTS_PUBLISHED.labels(service, topic).inc(count)
