@@ -31,6 +31,7 @@ from django.db.models import F
 
 from shopsite.events import bulk_sql, kafka, metrics, relay_lock
 from shopsite.events.models import OutboxMessage
+from shopsite.events.relaxed_commit import relaxed
 from shopsite.services import BY_ALIAS
 
 log = logging.getLogger(__name__)
@@ -125,14 +126,15 @@ def _pending_sql(alias: str) -> str:
 def _record(alias: str, service: str, rows: list[dict], outcome: _Outcome) -> None:
     now = datetime.now(timezone.utc)
     outbox = OutboxMessage.objects.using(alias)
-    if outcome.acked and bulk_sql.supported(alias):
-        bulk_sql.set_fields(alias, OutboxMessage, outcome.acked, {"dispatched": True, "dispatched_at": now})
-    elif outcome.acked:
-        outbox.filter(id__in=outcome.acked).update(dispatched=True, dispatched_at=now)
-    for row_id, error in outcome.failed.items():
-        outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
-    for row_id, error in outcome.parked.items():
-        outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000], parked_at=now)
+    with relaxed(alias):  # a mark lost in a crash only republishes rows, which consumers drop
+        if outcome.acked and bulk_sql.supported(alias):
+            bulk_sql.set_fields(alias, OutboxMessage, outcome.acked, {"dispatched": True, "dispatched_at": now})
+        elif outcome.acked:
+            outbox.filter(id__in=outcome.acked).update(dispatched=True, dispatched_at=now)
+        for row_id, error in outcome.failed.items():
+            outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000])
+        for row_id, error in outcome.parked.items():
+            outbox.filter(id=row_id).update(attempts=F("attempts") + 1, last_error=error[:2000], parked_at=now)
     topic_of = {r["id"]: r["topic"] for r in rows}
     for topic, count in Counter(topic_of[i] for i in outcome.acked).items():
         metrics.EVENTS_PUBLISHED.labels(service, topic).inc(count)
