@@ -57,7 +57,8 @@ def producer_config() -> dict[str, Any]:
         **base_config(),
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 2,
+        # A relay round produces its rows in one go; waiting longer for more only delays every hop of the saga.
+        "linger.ms": 1,
         "compression.type": "none",
         # A message not acknowledged within this fails (its row stays pending and is sent again);
         # the relay waits this long at most, so copies of a row never pile up in the producer.
@@ -75,7 +76,11 @@ def consumer_config(group_id: str) -> dict[str, Any]:
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": 300000,
-        "fetch.wait.max.ms": 50,
+        # How long the broker holds a fetch that finds nothing new. The embedded broker does not answer a
+        # waiting fetch when data arrives, so each hop of the saga waits up to this (measured on it: produce ->
+        # consumed p50 4 ms at 10, 11 ms at 50, 70 ms at 200); shorter costs the broker a fetch more often
+        # (idle, one partition per topic: 8 % of a core at 50, 18 % at 10).
+        "fetch.wait.max.ms": 10,
         "partition.assignment.strategy": "cooperative-sticky",
     }
 

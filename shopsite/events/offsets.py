@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger("shopsite.kafka")
 
-COMMIT_INTERVAL_SECONDS = 0.1
+COMMIT_INTERVAL_SECONDS = 0.5
 
 
 class _Message(Protocol):
