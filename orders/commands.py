@@ -88,5 +88,5 @@ def place_orders(requests: list[tuple[list[dict], object]]) -> list[Order]:
             orders.append(Order(order_id=order_id, items=[i.model_dump() for i in request.items],
                                 total=request.total, status=lifecycle.CREATED, history=[lifecycle.entry_for(event)],
                                 created_at=now, updated_at=now, correlation_id=event.correlation_id))
-        Order.objects.using(ALIAS).bulk_create(orders)
+        uow.insert_rows(orders)
     return orders
