@@ -66,7 +66,8 @@ class Config:
         minimum=0)
     workers: str = setting(
         "SHOPSITE_WORKERS", "", "worker processes and their services, e.g. `orders,inventory;payment,shipping,"
-        "readmodel`; unset: two workers (SQLite: the services split; PostgreSQL: all services each)")
+        "readmodel`; unset: SQLite three workers (`orders,shipping;inventory,payment;readmodel`), PostgreSQL two "
+        "running all services each")
     service: str = setting(
         "SHOPSITE_SERVICE", "", "run one service alone (see Per-service deployment); unset: all five",
         choices=("", *BY_NAME))

@@ -11,6 +11,7 @@ finishes and commits, the relays publish what it emitted, and the producer is fl
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -56,6 +57,7 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         from shopsite.services import parse_service_names
 
         services = parse_service_names(self.spec_option)
+        _collect_garbage_less_often()
         ensure_topics()
         warm_producer()
         for spec in consumer_specs(services):
@@ -137,6 +139,26 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         log.info("service consumers stopped", extra={"undelivered": undelivered, "stillRunning": alive})
 
     shutdown = stop
+
+
+# Allocations between collections of the youngest generation (Python's default: 700).
+GC_THRESHOLD = 50_000
+
+
+def _collect_garbage_less_often() -> None:
+    """Spare the consumers most of the cyclic garbage collector's work.
+
+    A consumer allocates a great many short-lived objects (decoded events,
+    rows, JSON documents) that reference counting frees at once; with the
+    default threshold the collector still ran over a thousand times a
+    second's work and, walking the whole heap of Django and its apps on each
+    full pass, took about a sixth of a consumer's CPU (bench/handlers_profile.py
+    with gc.callbacks: 0.74 s of collections for 2,000 orders, 0.17 s at this
+    threshold). What start-up built is frozen out of the collector's view:
+    it lives as long as the process.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 @worker_shutdown.connect

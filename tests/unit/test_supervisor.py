@@ -130,10 +130,10 @@ def test_config_from_env(tmp_path: Path) -> None:
     assert default.web_count == len(os.sched_getaffinity(0))  # one web process per core
 
 
-def test_two_worker_processes_by_default_split_by_service_on_sqlite(tmp_path: Path) -> None:
+def test_worker_processes_by_default_split_by_service_on_sqlite(tmp_path: Path) -> None:
     every = "orders,inventory,payment,shipping,readmodel"
     split = config_from_env({}, base_dir=tmp_path).worker_services
-    assert split == ["orders,inventory,readmodel", "payment,shipping"]
+    assert split == ["orders,shipping", "inventory,payment", "readmodel"]
     assert sorted(",".join(split).split(",")) == sorted(every.split(","))  # each service exactly once
     assert config_from_env({"SHOPSITE_DB": "postgres"}, base_dir=tmp_path).worker_services == [every, every]
     assert config_from_env({"SHOPSITE_DB": "postgres", "SHOPSITE_WORKERS": "orders"},

@@ -61,7 +61,7 @@ def test_one_command_prints_the_dashboard_and_ctrl_c_stops_everything(redis_only
                        "the banner with the dashboard URL", interval=0.2)
         assert httpx.get(f"{url}health/ready", timeout=5).status_code == 200  # ready when it says so
         children = _children(proc.pid)
-        assert len(children) == 6  # kafka, web-0, web-1, worker-0, worker-1, beat
+        assert len(children) == 7  # kafka, web-0, web-1, worker-0, worker-1, worker-2 (SQLite's three), beat
 
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
         assert proc.wait(timeout=60) == 0, "".join(output)[-3000:]
