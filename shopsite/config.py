@@ -97,7 +97,7 @@ class Config:
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shopsite", "PostgreSQL server and base name: "
         "databases `shopsite` (Django's own tables) and `shopsite_<alias>` per service")
     database_pool_size: int = setting(
-        "DATABASE_POOL_SIZE", 4, "PostgreSQL: connections a process opens to one service's database at most "
+        "DATABASE_POOL_SIZE", 4, "PostgreSQL: connections a process opens to one database at most "
         "(a pool; callers beyond it wait)", minimum=1)
     mongodb_uri: str = setting(
         "MONGODB_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0", "MongoDB deployment (a replica set: "
