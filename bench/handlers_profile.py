@@ -138,9 +138,12 @@ def _run(var_dir: str) -> int:
 
     from shopsite.events import outbox_signal
 
+    from shopsite.events.worker import collect_garbage_less_often
+
     specs = consumer_specs()
     for spec in specs:  # as in a worker whose relay loop holds the outbox: a commit wakes it in-process
         outbox_signal.register(spec.service.alias, threading.Event())
+    collect_garbage_less_often()  # as a worker does
     processors = {s.name: BatchProcessor(s, RetryPolicy(attempts=1, sleep=lambda _s: None)) for s in specs}
     consumers_of: dict[str, list[str]] = defaultdict(list)
     for spec in specs:

@@ -1,25 +1,30 @@
-"""Bulk row writes on SQL backends without the ORM's per-value query compilation.
+"""Row reads and writes by key on SQL backends, without the ORM's query compilation.
 
-Django's bulk_create compiles every value of every row through the query
-compiler; for the consumer's few hundred rows per batch that bookkeeping
-costs several times the database work. Here one statement is built per
-model and column set, and the rows go through the driver's executemany in
-list order (new rows on PostgreSQL through COPY: pg_copy.py). Each value is
-prepared the way its field would (the same conversions the ORM applies): through the backend's own adapter directly
-for the field types the services use (text, integers, booleans, aware
-datetimes, JSON), through the field's get_db_prep_save for anything else,
-which measured at a third of a consumer's CPU when done for every value.
-Used through UnitOfWork, which decides per backend; MongoDB keeps the ORM path.
+The consumers' hot path: a batch loads the rows its events touch, looks up
+its inbox, and writes rows back in bulk. Through the ORM each of those
+statements is compiled anew and every value goes through the query
+compiler, which cost several times the database work, both for a batch of
+a few hundred events (per value) and for a batch of one (per statement).
+Here each statement's text is built once per model and column set, and:
 
-Rows are model instances (`insert`) or, where no instance is needed,
-mappings of attribute name to value (`insert_values`: the inbox's and the
-outbox's rows, a dozen per order, skip building a model each).
+* values are prepared as their field would prepare them (the same
+  conversions the ORM applies): through the backend's own adapter directly
+  for the field types the services use (text, integers, booleans, aware
+  datetimes, JSON), through the field's get_db_prep_save for anything else;
+* loaded rows are converted by the converters the query compiler would
+  apply (the backend's, then each field's from_db_value) into model
+  instances, as the ORM builds them.
+
+Rows to write are model instances, or mappings of attribute name to value
+where no instance is needed (the inbox's and outbox's rows, a dozen per
+order); new rows on PostgreSQL go through COPY (pg_copy.py). Used through
+UnitOfWork, which decides per backend; MongoDB keeps the ORM path.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -37,13 +42,16 @@ Prepare = Callable[[Any], Any]
 _TEXT = (CharField, TextField)
 _INTEGER = (IntegerField, BooleanField, BigAutoField)
 _PLAIN = (*_TEXT, *_INTEGER, JSONField)
+IN_LIST_SIZE = 500  # keys per statement with an IN (...) list: well inside SQLite's limit on parameters
 _cache: weakref.WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
-IN_LIST_SIZE = 500  # keys per SELECT ... IN (...): well inside SQLite's limit on parameters
 
 
 def supported(alias: str) -> bool:
-    """SQLite and PostgreSQL: plain INSERTs and INSERT ... ON CONFLICT (pk) DO UPDATE."""
+    """SQLite and PostgreSQL: plain statements, and INSERT ... ON CONFLICT (pk) DO UPDATE."""
     return connections[alias].vendor in ("sqlite", "postgresql")
+
+
+# --- writes ---------------------------------------------------------------------------------------------------
 
 
 def insert(alias: str, rows: Sequence[Model], update_fields: Sequence[str] = ()) -> None:
@@ -55,9 +63,26 @@ def insert(alias: str, rows: Sequence[Model], update_fields: Sequence[str] = ())
     if not rows:
         return
     model = type(rows[0])
-    fields = _columns(model, with_pk=rows[0].pk is not None)
-    read = [_reader(f) for f in fields]
-    _write(alias, model, tuple(f.attname for f in fields), [[r(row) for r in read] for row in rows], update_fields)
+    # An auto primary key left empty is assigned by the database (the outbox's id sequence).
+    fields = [f for f in model._meta.concrete_fields if rows[0].pk is not None or not isinstance(f, AutoField)]
+    attnames = tuple(f.attname for f in fields)
+    _execute_many(alias, model, _insert_statement(model, attnames, tuple(update_fields), alias), attnames,
+                  _read(rows, fields), new_rows=not update_fields)
+
+
+def insert_values(alias: str, model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows given as {attname: value}, all with the same keys; a column they leave out gets its default.
+
+    An auto primary key left out is assigned by the database, as in `insert`.
+    """
+    if not rows:
+        return
+    given = tuple(rows[0])
+    defaults = {f.attname: f.get_default() for f in model._meta.concrete_fields
+                if f.attname not in given and not isinstance(f, AutoField)}
+    attnames, filler = given + tuple(defaults), list(defaults.values())
+    _execute_many(alias, model, _insert_statement(model, attnames, (), alias), attnames,
+                  [[row[a] for a in given] + filler for row in rows], new_rows=True)
 
 
 def update(alias: str, rows: Sequence[Model], fields: Sequence[str]) -> None:
@@ -76,49 +101,116 @@ def update(alias: str, rows: Sequence[Model], fields: Sequence[str]) -> None:
     model = type(rows[0])
     by_name = {f.name: f for f in model._meta.concrete_fields}
     written = [by_name[f] for f in fields] + [model._meta.pk]
-    read = [_reader(f) for f in written]
-    _write(alias, model, tuple(f.attname for f in written), [[r(row) for r in read] for row in rows], (),
-           _update_statement(model, tuple(f.attname for f in written[:-1]), alias))
+    attnames = tuple(f.attname for f in written)
+    _execute_many(alias, model, _update_statement(model, attnames[:-1], alias), attnames, _read(rows, written))
 
 
-def insert_values(alias: str, model: type[Model], rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT rows given as {attname: value}, all with the same keys; a column they leave out gets its default.
+def set_fields(alias: str, model: type[Model], pks: Collection[Any], values: Mapping[str, Any]) -> None:
+    """Set these rows' fields (by attribute name) to the same values."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    by_attname = {f.attname: f for f in model._meta.concrete_fields}
+    assignments = ", ".join(f"{quote(by_attname[a].column)} = %s" for a in values)
+    prepared = [p(v) for p, v in zip(_preparers(model, tuple(values), connection), values.values())]
+    with connection.cursor() as cursor:
+        for placeholders, keys in _key_chunks(connection, model, pks):
+            cursor.execute(f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
+                           f"WHERE {_pk_column(model, alias)} IN ({placeholders})", prepared + keys)
 
-    An auto primary key left out is assigned by the database, as in `insert`.
-    """
-    if not rows:
-        return
-    given = tuple(rows[0])
-    defaults = {f.attname: f.get_default() for f in model._meta.concrete_fields
-                if f.attname not in given and not isinstance(f, AutoField)}
-    filler = list(defaults.values())
-    _write(alias, model, given + tuple(defaults), [[row[a] for a in given] + filler for row in rows], ())
+
+def _read(rows: Sequence[Model], fields: Sequence[Field]) -> list[list[Any]]:
+    """Each row's field.pre_save(row, True): the attribute itself except for fields that set their value on save."""
+    readers: list[Callable[[Model], Any]] = []
+    for field in fields:
+        if type(field) in _PLAIN or (type(field) is DateTimeField and not (field.auto_now or field.auto_now_add)):
+            readers.append(lambda row, attname=field.attname: getattr(row, attname))
+        else:
+            readers.append(lambda row, field=field: field.pre_save(row, True))
+    return [[read(row) for read in readers] for row in rows]
 
 
-def _write(alias: str, model: type[Model], attnames: tuple[str, ...], values: list[list[Any]],
-           update_fields: Sequence[str], sql: str | None = None) -> None:
+def _execute_many(alias: str, model: type[Model], sql: str, attnames: tuple[str, ...],
+                  values: list[list[Any]], *, new_rows: bool = False) -> None:
+    """`sql` once per row; rows that are all new (plain INSERTs), on PostgreSQL, through COPY instead."""
     connection = connections[alias]
     prepare = _preparers(model, attnames, connection)
     params = [tuple([p(v) for p, v in zip(prepare, row)]) for row in values]
-    if connection.vendor == "postgresql" and not update_fields and sql is None:
+    if new_rows and connection.vendor == "postgresql":
         by_attname = {f.attname: f for f in model._meta.concrete_fields}
         pg_copy.insert(connection, model._meta.db_table, [by_attname[a].column for a in attnames], params)
         return
     with connection.cursor() as cursor:
-        cursor.executemany(sql or _statement(model, attnames, tuple(update_fields), alias), params)
+        cursor.executemany(sql, params)
 
 
-def _columns(model: type[Model], with_pk: bool) -> list[Field]:
-    # An auto primary key left empty is assigned by the database (the outbox's id sequence).
-    return [f for f in model._meta.concrete_fields if with_pk or not isinstance(f, AutoField)]
+# --- reads ----------------------------------------------------------------------------------------------------
 
 
-def _reader(field: Field) -> Callable[[Model], Any]:
-    """field.pre_save(row, True), which is the attribute itself except for fields that set their value on save."""
-    if type(field) in _PLAIN or (type(field) is DateTimeField and not (field.auto_now or field.auto_now_add)):
-        attname = field.attname
-        return lambda row: getattr(row, attname)
-    return lambda row: field.pre_save(row, True)
+def load(alias: str, model: type[Model], pks: Collection[Any], *, lock: bool = False) -> list[Model]:
+    """The rows with these primary keys as model instances, in key order; with `lock`, SELECT ... FOR UPDATE
+    where the backend locks rows (SQLite's IMMEDIATE transaction already holds the whole database).
+
+    What `model.objects.select_for_update().filter(pk__in=pks).order_by("pk")` returns.
+    """
+    connection = connections[alias]
+    select, attnames, columns, converters = _load_plan(model, alias)
+    suffix = f" ORDER BY {_pk_column(model, alias)}"
+    if lock and connection.features.has_select_for_update:
+        suffix += " FOR UPDATE"
+    rows: list[Model] = []
+    with connection.cursor() as cursor:
+        for placeholders, keys in _key_chunks(connection, model, sorted(set(pks))):
+            cursor.execute(f"{select} IN ({placeholders}){suffix}", keys)
+            for values in cursor.fetchall():
+                converted = [_convert(v, column, convert, connection) if convert else v
+                             for v, column, convert in zip(values, columns, converters)]
+                rows.append(model.from_db(alias, attnames, converted))
+    return rows
+
+
+def existing_pks(alias: str, model: type[Model], pks: Collection[Any]) -> set[Any]:
+    """Which of these primary keys have a row."""
+    connection = connections[alias]
+    pk, table = _pk_column(model, alias), connection.ops.quote_name(model._meta.db_table)
+    found: set[Any] = set()
+    with connection.cursor() as cursor:
+        for placeholders, keys in _key_chunks(connection, model, pks):
+            cursor.execute(f"SELECT {pk} FROM {table} WHERE {pk} IN ({placeholders})", keys)
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+def _load_plan(model: type[Model], alias: str) -> tuple[str, list[str], tuple[Any, ...], tuple[list[Any], ...]]:
+    """SELECT <every column> FROM <table> WHERE <pk>, the attribute names, each column's expression and its
+    converters (the backend's, then the field's from_db_value: what the query compiler applies)."""
+    connection = connections[alias]
+
+    def make() -> tuple[str, list[str], tuple[Any, ...], tuple[list[Any], ...]]:
+        fields = model._meta.concrete_fields
+        columns = tuple(f.get_col(model._meta.db_table) for f in fields)
+        converters = tuple(connection.ops.get_db_converters(c) + c.get_db_converters(connection) for c in columns)
+        return _select_statement(model, alias), [f.attname for f in fields], columns, converters
+
+    return _per_connection(connection, ("load", model, alias), make)
+
+
+def _convert(value: Any, column: Any, converters: list[Callable[..., Any]], connection: BaseDatabaseWrapper) -> Any:
+    for converter in converters:
+        value = converter(value, column, connection)
+    return value
+
+
+# --- keys and values ------------------------------------------------------------------------------------------
+
+
+def _key_chunks(connection: BaseDatabaseWrapper, model: type[Model],
+                pks: Collection[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """(placeholders, prepared keys) for each IN (...) list of at most IN_LIST_SIZE keys."""
+    (prepare,) = _preparers(model, (model._meta.pk.attname,), connection)
+    keys = list(pks)
+    for start in range(0, len(keys), IN_LIST_SIZE):
+        chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
+        yield ", ".join(["%s"] * len(chunk)), chunk
 
 
 def _preparers(model: type[Model], attnames: tuple[str, ...], connection: BaseDatabaseWrapper) -> list[Prepare]:
@@ -129,17 +221,8 @@ def _preparers(model: type[Model], attnames: tuple[str, ...], connection: BaseDa
     return _per_connection(connection, ("prepare", model, attnames), make)
 
 
-def _per_connection(connection: BaseDatabaseWrapper, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-    """make(), kept per connection (preparers and converters call its adapters) and key: a batch of one row
-    should not pay for building them."""
-    cached = _cache.setdefault(connection, {})
-    if key not in cached:
-        cached[key] = make()
-    return cached[key]
-
-
 def _preparer(field: Field, connection: BaseDatabaseWrapper) -> Prepare:
-    """What field.get_db_prep_save(field.pre_save(row)) returns, by the shortest way for the usual values.
+    """What field.get_db_prep_save(value) returns, by the shortest way for the usual values.
 
     Exact field classes only: a subclass may convert differently. A value of
     another type than the usual one (a lazy string, a naive datetime, an
@@ -173,99 +256,25 @@ def _datetime_adapter(connection: BaseDatabaseWrapper) -> Prepare:
     return connection.ops.adapt_datetimefield_value
 
 
-def load(alias: str, model: type[Model], pks: Collection[Any], *, lock: bool = False) -> list[Model]:
-    """The rows with these primary keys as model instances, in key order; with `lock`, SELECT ... FOR UPDATE
-    where the backend locks rows (SQLite's IMMEDIATE transaction already holds the whole database).
-
-    What `model.objects.select_for_update().filter(pk__in=pks).order_by("pk")` returns, converted by the same
-    converters (the backend's and each field's from_db_value), without compiling the query each time: a
-    consumer batch of one or two events spent more on that than on its own work.
-    """
-    connection = connections[alias]
-    select, attnames, columns, converters = _load_plan(model, alias)
-    (prepare,) = _preparers(model, (model._meta.pk.attname,), connection)
-    keys = sorted(set(pks))
-    suffix = " FOR UPDATE" if lock and connection.features.has_select_for_update else ""
-    rows: list[Model] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(keys), IN_LIST_SIZE):
-            chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
-            cursor.execute(f"{select} IN ({', '.join(['%s'] * len(chunk))}) ORDER BY {_pk_column(model, alias)}"
-                           f"{suffix}", chunk)
-            for values in cursor.fetchall():
-                converted = [_convert(v, column, convert, connection) if convert else v
-                             for v, column, convert in zip(values, columns, converters)]
-                rows.append(model.from_db(alias, attnames, converted))
-    return rows
+def _per_connection(connection: BaseDatabaseWrapper, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """make(), kept per connection (preparers and converters call its adapters) and key: a batch of one row
+    should not pay for building them."""
+    cached = _cache.setdefault(connection, {})
+    if key not in cached:
+        cached[key] = make()
+    return cached[key]
 
 
-def _convert(value: Any, column: Any, converters: list[Callable[..., Any]], connection: BaseDatabaseWrapper) -> Any:
-    for converter in converters:
-        value = converter(value, column, connection)
-    return value
-
-
-def _load_plan(model: type[Model], alias: str) -> tuple[str, list[str], tuple[Any, ...], tuple[list[Any], ...]]:
-    """SELECT <every column> FROM <table> WHERE <pk>, the attribute names, each column's expression and its
-    converters (the backend's, then the field's from_db_value: what the query compiler applies)."""
-    connection = connections[alias]
-
-    def make() -> tuple[str, list[str], tuple[Any, ...], tuple[list[Any], ...]]:
-        fields = model._meta.concrete_fields
-        columns = tuple(f.get_col(model._meta.db_table) for f in fields)
-        converters = tuple(connection.ops.get_db_converters(c) + c.get_db_converters(connection) for c in columns)
-        return _select(model, alias), [f.attname for f in fields], columns, converters
-
-    return _per_connection(connection, ("load", model, alias), make)
-
-
-@lru_cache(maxsize=128)
-def _select(model: type[Model], alias: str) -> str:
-    quote = connections[alias].ops.quote_name
-    return (f"SELECT {', '.join(quote(f.column) for f in model._meta.concrete_fields)} "
-            f"FROM {quote(model._meta.db_table)} WHERE {_pk_column(model, alias)}")
+# --- statements -----------------------------------------------------------------------------------------------
 
 
 def _pk_column(model: type[Model], alias: str) -> str:
     return connections[alias].ops.quote_name(model._meta.pk.column)
 
 
-def set_fields(alias: str, model: type[Model], pks: Collection[Any], values: Mapping[str, Any]) -> None:
-    """UPDATE these rows' fields (by attribute name) to the same values: one plain UPDATE per IN_LIST_SIZE keys."""
-    connection = connections[alias]
-    meta = model._meta
-    by_attname = {f.attname: f for f in meta.concrete_fields}
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(by_attname[a].column)} = %s" for a in values)
-    prepared = [_preparer(by_attname[a], connection)(v) for a, v in values.items()]
-    (prepare,) = _preparers(model, (meta.pk.attname,), connection)
-    keys = list(pks)
-    with connection.cursor() as cursor:
-        for start in range(0, len(keys), IN_LIST_SIZE):
-            chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
-            cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
-                           f"WHERE {_pk_column(model, alias)} IN ({', '.join(['%s'] * len(chunk))})", prepared + chunk)
-
-
-def existing_pks(alias: str, model: type[Model], pks: Collection[Any]) -> set[Any]:
-    """Which of these primary keys have a row: one plain SELECT per IN_LIST_SIZE keys, no query compilation."""
-    connection = connections[alias]
-    meta = model._meta
-    (prepare,) = _preparers(model, (meta.pk.attname,), connection)
-    quote = connection.ops.quote_name
-    found: set[Any] = set()
-    keys = list(pks)
-    with connection.cursor() as cursor:
-        for start in range(0, len(keys), IN_LIST_SIZE):
-            chunk = [prepare(k) for k in keys[start:start + IN_LIST_SIZE]]
-            cursor.execute(f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)} "
-                           f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(chunk))})", chunk)
-            found.update(row[0] for row in cursor.fetchall())
-    return found
-
-
 @lru_cache(maxsize=128)
-def _statement(model: type[Model], attnames: tuple[str, ...], update_fields: tuple[str, ...], alias: str) -> str:
+def _insert_statement(model: type[Model], attnames: tuple[str, ...], update_fields: tuple[str, ...],
+                      alias: str) -> str:
     quote = connections[alias].ops.quote_name
     meta = model._meta
     by_attname = {f.attname: f for f in meta.concrete_fields}
@@ -282,7 +291,13 @@ def _statement(model: type[Model], attnames: tuple[str, ...], update_fields: tup
 @lru_cache(maxsize=128)
 def _update_statement(model: type[Model], attnames: tuple[str, ...], alias: str) -> str:
     quote = connections[alias].ops.quote_name
-    meta = model._meta
-    by_attname = {f.attname: f for f in meta.concrete_fields}
+    by_attname = {f.attname: f for f in model._meta.concrete_fields}
     assignments = ", ".join(f"{quote(by_attname[a].column)} = %s" for a in attnames)
-    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {_pk_column(model, alias)} = %s"
+
+
+@lru_cache(maxsize=128)
+def _select_statement(model: type[Model], alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    return (f"SELECT {', '.join(quote(f.column) for f in model._meta.concrete_fields)} "
+            f"FROM {quote(model._meta.db_table)} WHERE {_pk_column(model, alias)}")

@@ -57,7 +57,7 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         from shopsite.services import parse_service_names
 
         services = parse_service_names(self.spec_option)
-        _collect_garbage_less_often()
+        collect_garbage_less_often()
         ensure_topics()
         warm_producer()
         for spec in consumer_specs(services):
@@ -145,7 +145,7 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
 GC_THRESHOLD = 50_000
 
 
-def _collect_garbage_less_often() -> None:
+def collect_garbage_less_often() -> None:
     """Spare the consumers most of the cyclic garbage collector's work.
 
     A consumer allocates a great many short-lived objects (decoded events,
