@@ -202,7 +202,8 @@ def _validated_envelope(data: dict[str, Any]) -> _Envelope:
 _REQUIRED_FIELDS = frozenset({"eventId", "type", "version", "timestamp", "correlationId", "key", "payload"})
 _FIELDS = frozenset(_WireEnvelope.model_fields)
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_UTC_MICROSECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # format_timestamp's
+# format_timestamp's; [0-9], not \d, which matches any script's digits.
+_UTC_MICROSECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def _usual_envelope(data: dict[str, Any]) -> _Envelope | None:
