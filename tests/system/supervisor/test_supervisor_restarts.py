@@ -46,7 +46,10 @@ def test_a_worker_killed_with_sigkill_is_restarted_and_orders_keep_shipping(stac
         victim = stack.kill("worker-0", signal.SIGKILL)  # orders, inventory, readmodel
         # Accepted while the worker is down: the web tier does not need it.
         during = [place_order(http, "SKU-1", qty=1, total=4)["orderId"] for _ in range(5)]
-        assert "worker-0" in stack.dead_children()
+        # Seen dead before its restart (POLICY.first_delay away): a SIGKILL takes effect asynchronously,
+        # and five POSTs can be over within milliseconds.
+        wait_for(lambda: "worker-0" in stack.dead_children(), POLICY.first_delay / 2, "worker-0 seen dead",
+                 interval=0.02)
         stack.wait_running("worker-0", not_pid=victim, timeout=60)
         after = place_order(http, "SKU-1", qty=1, total=4)["orderId"]
         wait_all_shipped(stack, [before, *during, after], timeout=90)
@@ -67,7 +70,7 @@ def test_a_web_process_killed_the_other_keeps_serving_and_it_comes_back(stack: S
         with client(stack) as http:  # a new connection each time
             placed.append(place_order(http, "SKU-2", qty=1, total=6)["orderId"])
     # All of them were served while web-0 was down (it waits POLICY.first_delay before coming back).
-    assert "web-0" in stack.dead_children()
+    wait_for(lambda: "web-0" in stack.dead_children(), POLICY.first_delay / 2, "web-0 seen dead", interval=0.02)
     new_pid = stack.wait_running("web-0", not_pid=victim, timeout=60)
     assert new_pid != victim
     wait_all_shipped(stack, placed, timeout=60)
