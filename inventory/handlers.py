@@ -196,3 +196,6 @@ HANDLERS: dict[str, Handler] = {
     topics.PAYMENT_AUTHORIZED: HAPPY_PATH,
     topics.SHIPMENT_CANCELLED: on_shipment_cancelled,
 }
+
+# Reserving is the saga's next step; the rest is bookkeeping (ConsumerSpec.lanes).
+SAGA_LANE = frozenset({topics.ORDER_CREATED})

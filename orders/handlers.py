@@ -110,3 +110,6 @@ HANDLERS: dict[str, Handler] = {
         topics.SHIPMENT_CANCELLED,
     )
 }
+
+# The order service records the saga's outcome; no step waits for it (ConsumerSpec.lanes).
+SAGA_LANE: frozenset[str] = frozenset()

@@ -203,3 +203,6 @@ HANDLERS: dict[str, Handler] = {
     topics.RETRY_REQUESTED: on_retry_requested,
     topics.COMPENSATION_REQUESTED: on_compensation_requested,
 }
+
+# Authorising is the saga's next step, and needs the order's amount (ConsumerSpec.lanes).
+SAGA_LANE = frozenset({topics.ORDER_CREATED, topics.INVENTORY_RESERVED})

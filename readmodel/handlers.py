@@ -28,5 +28,9 @@ def on_dead_letter(event: Event, uow: UnitOfWork) -> None:
 PROJECT = BatchHandler(project_events)
 HANDLERS: dict[str, Handler] = {t: PROJECT for t in topics.ALL_EVENT_TYPES}
 HANDLERS[topics.DEAD_LETTER] = on_dead_letter
+
+# Users watch every step of an order's happy path live (ConsumerSpec.lanes).
+SAGA_LANE = topics.HAPPY_PATH
+
 # A message on the dead-letter topic that is not a readable dead letter: stored too (never re-dead-lettered).
 UNREADABLE = deadletters.store_unreadable

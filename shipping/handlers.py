@@ -134,3 +134,6 @@ HANDLERS: dict[str, Handler] = {
     topics.COMPENSATION_REQUESTED: on_compensation_requested,
     topics.PAYMENT_FAILED: on_payment_failed,
 }
+
+# Shipping is the saga's last step (ConsumerSpec.lanes).
+SAGA_LANE = frozenset({topics.PAYMENT_AUTHORIZED})

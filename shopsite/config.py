@@ -112,6 +112,13 @@ class Config:
         "consumer per service, see Throughput), else 4", minimum=1)
     kafka_topic_replication: int = setting(
         "KAFKA_TOPIC_REPLICATION", 1, "replicas per topic when topics are created", minimum=1)
+    kafka_fetch_wait_ms: int = setting(
+        "KAFKA_FETCH_WAIT_MS", 10, "how long the broker holds a fetch that finds nothing, in the consumers' saga "
+        "lane (the events that move an order on; see Throughput)", minimum=1)
+    kafka_other_fetch_wait_ms: int = setting(
+        "KAFKA_OTHER_FETCH_WAIT_MS", 100, "the same in the other lane (bookkeeping, failures, compensations, "
+        "operator requests, dead letters), which also fetches a partition at most once per this while messages "
+        "keep coming: fewer, larger fetches cost the embedded broker far less", minimum=1)
     kafka_consumer_batch: int = setting(
         "KAFKA_CONSUMER_BATCH", 200, "messages a consumer takes and commits at once", minimum=1)
     kafka_group_prefix: str = setting(

@@ -196,6 +196,8 @@ KAFKA_BOOTSTRAP_SERVERS = CONFIG.kafka_bootstrap()
 KAFKA_TOPIC_PARTITIONS = CONFIG.topic_partitions()
 KAFKA_TOPIC_REPLICATION = CONFIG.kafka_topic_replication
 KAFKA_CONSUMER_BATCH = CONFIG.kafka_consumer_batch
+KAFKA_FETCH_WAIT_MS = CONFIG.kafka_fetch_wait_ms
+KAFKA_OTHER_FETCH_WAIT_MS = CONFIG.kafka_other_fetch_wait_ms
 KAFKA_GROUP_PREFIX = CONFIG.kafka_group_prefix
 # More dead letters than this per minute from one consumer looks like a bad
 # deploy, not bad messages: the consumer pauses instead of dead-lettering on.

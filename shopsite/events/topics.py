@@ -41,6 +41,10 @@ ALL_EVENT_TYPES: tuple[str, ...] = (
 )
 
 
+# The saga's happy path: every order travels these, one after the other.
+HAPPY_PATH: frozenset[str] = frozenset({ORDER_CREATED, INVENTORY_RESERVED, PAYMENT_AUTHORIZED, ORDER_SHIPPED})
+
+
 def topic_for(event_type: str) -> str:
     return event_type
 

@@ -60,9 +60,10 @@ class ServiceConsumersStep(bootsteps.StartStopStep):
         collect_garbage_less_often()
         ensure_topics()
         warm_producer()
-        for spec in consumer_specs(services):
+        for spec in (lane for service_spec in consumer_specs(services) for lane in service_spec.lanes()):
             consumer = ServiceConsumer(spec, self.stop_event)
-            thread = threading.Thread(target=self._guarded(consumer), name=f"consumer-{spec.name}", daemon=True)
+            thread = threading.Thread(target=self._guarded(consumer), name=f"consumer-{spec.member_name}",
+                                      daemon=True)
             thread.start()
             self.threads.append(thread)
         self._start_relays([s.alias for s in services])
