@@ -122,7 +122,8 @@ class Config:
     kafka_consumer_batch: int = setting(
         "KAFKA_CONSUMER_BATCH", 200, "messages a consumer takes and commits at once", minimum=1)
     kafka_group_prefix: str = setting(
-        "KAFKA_GROUP_PREFIX", "shopsite", "consumer group names: `<prefix>.<service>`")
+        "KAFKA_GROUP_PREFIX", "shopsite", "consumer group names: `<prefix>.<service>`, and `<prefix>.<service>.other` "
+        "for a service's other lane (see Throughput)")
     dead_letter_limit_per_minute: int = setting(
         "DEAD_LETTER_LIMIT_PER_MINUTE", 100, "more dead letters than this per minute from one consumer pause it "
         "(a bad deploy, not bad messages)", minimum=1)

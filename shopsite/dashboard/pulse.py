@@ -63,7 +63,8 @@ def read_sample(text: str, at: float, group_prefix: str) -> Sample:
         for metric in family.samples:
             if metric.name == "shopsite_consumer_lag_messages":
                 group = metric.labels.get("group", "")
-                service = group.removeprefix(group_prefix + ".")
+                # A service's other lane has a group of its own (<prefix>.<service>.other): one service.
+                service = group.removeprefix(group_prefix + ".").partition(".")[0]
                 lag[service] = lag.get(service, 0.0) + max(0.0, metric.value)
             elif metric.name == "shopsite_outbox_backlog":
                 service = metric.labels.get("service", "")

@@ -183,9 +183,10 @@ class ConsumerSpec:
         a short fetch wait; the other lane (bookkeeping, failures,
         compensations, operator requests, dead letters) waits longer, so the
         broker returns its messages in fewer, larger fetches. Both lanes are
-        one service: same group, same inbox (processed_events), same
-        handlers; events of one order on different topics could already
-        arrive out of order, and the handlers are written for it.
+        one service: the same inbox (processed_events) and handlers, in two
+        consumer groups (`<prefix>.<service>` and `<prefix>.<service>.other`);
+        events of one order on different topics could already arrive out of
+        order, and the handlers are written for it.
         """
         saga = {t: h for t, h in self.handlers.items() if t in self.saga_lane}
         other = {t: h for t, h in self.handlers.items() if t not in self.saga_lane}
@@ -199,7 +200,10 @@ class ConsumerSpec:
 
     @property
     def group_id(self) -> str:
-        return f"{settings.KAFKA_GROUP_PREFIX}.{self.service.name}"
+        # The other lane is a group of its own. As a second member of the service's group (different
+        # topics), a restarted worker's payment consumer got no partitions back from the embedded broker.
+        lane = ".other" if self.lane == "other" else ""
+        return f"{settings.KAFKA_GROUP_PREFIX}.{self.service.name}{lane}"
 
     @property
     def topics(self) -> list[str]:

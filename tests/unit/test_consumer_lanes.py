@@ -31,7 +31,8 @@ def test_lanes_share_a_service_s_topics_without_overlap(spec: ConsumerSpec) -> N
     lanes = spec.lanes()
     subscribed = [t for lane in lanes for t in lane.topics]
     assert sorted(subscribed) == spec.topics  # every topic read once, by exactly one lane
-    assert {lane.group_id for lane in lanes} == {spec.group_id}  # one group: members of the same service
+    assert lanes[0].group_id == spec.group_id  # the service's group; its other lane has a group of its own
+    assert [lane.group_id for lane in lanes[1:]] == [f"{spec.group_id}.other"] * (len(lanes) - 1)
     assert {lane.name for lane in lanes} == {spec.name}  # one inbox namespace (processed_events keys)
     assert len({lane.member_name for lane in lanes}) == len(lanes)  # readiness tells them apart
 
