@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
 
 from shopsite.events import topics
 from shopsite.events.envelope import new_event
@@ -70,9 +69,9 @@ def poison_bodies(topic: str) -> dict[str, bytes]:
 
 def _consumers_of() -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
-    for spec in consumer_specs():
+    for spec in (lane for service in consumer_specs() for lane in service.lanes()):
         for topic in spec.topics:
-            groups.setdefault(topic, []).append(f"{settings.KAFKA_GROUP_PREFIX}.{spec.name}")
+            groups.setdefault(topic, []).append(spec.group_id)
     return groups
 
 
