@@ -173,7 +173,7 @@ class ConsumerSpec:
         return f"{self.name}/{self.lane}" if self.lane else self.name
 
     def lanes(self) -> list[ConsumerSpec]:
-        """The service's consumers: members of its group, each subscribed to a part of its topics.
+        """The service's consumers, each subscribed to a part of its topics (the saga lane, the other lane).
 
         The embedded broker lists every record batch it holds (of all
         topics) for each partition a fetch finds new data in, so its work
